@@ -1,0 +1,34 @@
+# The interface of the project: make setup | demo | test | bench | lint. Each runs setup itself.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+PYTHON ?= python3
+
+.PHONY: setup demo test bench lint serve
+setup: $(VENV)/.installed contracts/node_modules/.installed tests/js/node_modules/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+contracts/node_modules/.installed: contracts/package-lock.json
+	cd contracts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+tests/js/node_modules/.installed: tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The main job on embedded defaults: chain, contracts, demo data, a narrated scenario, then the API.
+demo: setup
+	$(PY) manage.py demo
+
+test: setup
+	$(PYTEST) -q
+
+bench: setup
+	$(PY) manage.py bench_consent --quick
+
+lint: setup
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,185 @@
+"""All HealthHash settings, read from the environment in this one place.
+
+Every variable has a default that runs the embedded stack (SQLite, the project's own anvil, a local
+IPFS-compatible block store, a server-less Celery broker). `HEALTHHASH_ENV=production` switches on the
+hardening that `manage.py check --deploy` asks for.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from healthhash import local_secrets
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+VAR_DIR = Path(env.str("HEALTHHASH_VAR_DIR", default=str(BASE_DIR / "var")))
+SECRETS_DIR = VAR_DIR / "secrets"
+HEALTHHASH_ENV = env.str("HEALTHHASH_ENV", default="development")
+PRODUCTION = HEALTHHASH_ENV == "production"
+
+DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or local_secrets.django_secret_key(SECRETS_DIR)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "contracts",
+    "access",
+    "ehr",
+    "federated",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "healthhash.urls"
+WSGI_APPLICATION = "healthhash.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'healthhash.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL + a busy timeout let the relayer, the indexer and the web process share the file.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "access.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "access.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "healthhash.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "HealthHash API",
+    "DESCRIPTION": "Patient-owned health records with consent on an Ethereum ledger.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- chain -------------------------------------------------------------------------------------
+# Empty ETH_RPC_URL means: the project's own anvil on DEV_CHAIN_PORT, state kept under var/chain.
+ETH_RPC_URL = env.str("ETH_RPC_URL", default="")
+DEV_CHAIN_PORT = env.int("DEV_CHAIN_PORT", default=8545)
+DEV_CHAIN_STATE = VAR_DIR / "chain" / "anvil-state.json"
+CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=0)
+RELAYER_PRIVATE_KEY = env.str("RELAYER_PRIVATE_KEY", default="") or local_secrets.relayer_private_key(
+    SECRETS_DIR
+)
+RELAYER_BATCH_SIZE = env.int("RELAYER_BATCH_SIZE", default=100)
+INDEXER_MAX_BLOCK_RANGE = env.int("INDEXER_MAX_BLOCK_RANGE", default=2000)
+CONSENT_SIGNATURE_TTL_S = env.int("CONSENT_SIGNATURE_TTL_S", default=3600)
+
+# --- keys ----------------------------------------------------------------------------------------
+# "kid:base64(32 bytes),..." ; the first key id is the active one. Outside the database by design.
+KEY_ENCRYPTION_KEYS = env.str("HEALTHHASH_KEK", default="") or local_secrets.key_encryption_keys(
+    SECRETS_DIR
+)
+
+# --- Sign-In with Ethereum ---------------------------------------------------------------------
+SIWE_DOMAIN = env.str("SIWE_DOMAIN", default="127.0.0.1:8000")
+SIWE_NONCE_TTL_S = env.int("SIWE_NONCE_TTL_S", default=300)
+
+# --- storage -----------------------------------------------------------------------------------
+IPFS_API_URL = env.str("IPFS_API_URL", default="")
+IPFS_LOCAL_DIR = VAR_DIR / "ipfs"
+IPFS_CID_VERSION = env.int("IPFS_CID_VERSION", default=0)
+RECORD_MAX_BYTES = env.int("RECORD_MAX_BYTES", default=50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = RECORD_MAX_BYTES + 1024 * 1024
+BREAK_GLASS_HOURS = env.float("BREAK_GLASS_HOURS", default=4.0)
+
+# --- Celery --------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = VAR_DIR / "celery" / "queue"
+    _queue_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "sync-chain": {"task": "contracts.tasks.sync_chain", "schedule": env.float("SYNC_CHAIN_EVERY_S", default=2.0)},
+    "relay-outbox": {"task": "contracts.tasks.relay_outbox", "schedule": env.float("RELAY_EVERY_S", default=2.0)},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
