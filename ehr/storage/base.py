@@ -1,0 +1,84 @@
+"""The content-store interface every IPFS backend implements, its result values and its exceptions.
+
+Callers (record services, the push command) depend on `ContentStore` only; `LocalBlockStore` and
+`KuboStore` are the two implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class StorageError(Exception):
+    """Base class of every error raised by the content stores."""
+
+
+class StorageUnavailable(StorageError):
+    """The backend cannot be reached (node down, connection refused, timeout)."""
+
+
+class BlockCorrupted(StorageError):
+    """A stored block does not hash to its CID, or a block the DAG links to is missing.
+
+    Raised instead of returning data: corrupted or tampered bytes are never handed out.
+    """
+
+
+class CidMismatch(StorageError):
+    """A remote node named different content than the CID computed locally for the same bytes."""
+
+
+class NotFound(StorageError):
+    """No object with that CID is stored (or pinned) in this store."""
+
+
+class InvalidCid(StorageError, ValueError):
+    """The string is not a CID this store can handle (CIDv0, or CIDv1 base32 dag-pb/raw sha2-256)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What `ContentStore.add` stored: the root CID, the file size in bytes and its block count."""
+
+    cid: str
+    size: int
+    blocks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStat:
+    """Size of a stored file, as `ContentStore.stat` reports it."""
+
+    cid: str
+    size: int
+
+
+@runtime_checkable
+class ContentStore(Protocol):
+    """A store of immutable byte strings addressed by their Kubo-compatible CID."""
+
+    def add(self, data: bytes, *, cid_version: int | None = None) -> AddResult:
+        """Store and pin `data`; `cid_version` overrides the store's default (0 or 1)."""
+        ...
+
+    def cat(self, cid: str) -> bytes:
+        """Return the bytes of `cid`, verified against the CID; raises NotFound, BlockCorrupted."""
+        ...
+
+    def has(self, cid: str) -> bool:
+        """True if `cid` is a pinned root of this store."""
+        ...
+
+    def stat(self, cid: str) -> ObjectStat:
+        """Size of the file `cid`; raises NotFound."""
+        ...
+
+    def remove(self, cid: str) -> None:
+        """Unpin `cid` (and, in the local store, delete blocks no other root references)."""
+        ...
+
+    def list_roots(self) -> Iterator[str]:
+        """Every pinned root CID."""
+        ...
