@@ -1,0 +1,1 @@
+"""Commands: compile_contracts."""

@@ -1,0 +1,188 @@
+"""Starts and stops a local anvil chain (the npm @foundry-rs/anvil binary) for the demo and the tests.
+
+anvil listens on 127.0.0.1 only, logs to a file, and with a state path keeps its chain across restarts.
+Its accounts are the standard anvil test mnemonic's: fine for development, never for real value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
+ANVIL_WRAPPER = NODE_MODULES / ".bin" / "anvil"
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+ANVIL_ACCOUNT_COUNT = 10
+
+
+class AnvilError(RuntimeError):
+    """anvil did not start or answer in time (the message points at its log)."""
+
+
+@dataclass
+class AnvilNode:
+    """A running anvil process; `stop()` ends it and waits, which also lets it dump its --state file."""
+
+    rpc_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    state_path: Path | None = None
+    chain_id: int = 31337
+    _log_file: object = field(default=None, repr=False)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Sends SIGTERM to anvil's own process group (anvil, or the npm wrapper and anvil), then waits."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=timeout)
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file = None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_rpc(url: str, timeout: float = 30.0) -> int:
+    """Polls `eth_chainId` at `url` until it answers; returns the chain id or raises AnvilError."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP JSON-RPC url: {url}")
+    payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            url, data=payload, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - scheme checked above
+                return int(json.loads(response.read())["result"], 16)
+        except (urllib.error.URLError, ConnectionError, OSError, KeyError, ValueError) as exc:
+            last_error = exc
+            time.sleep(0.05)
+    raise AnvilError(f"no answer from {url} within {timeout}s: {last_error}")
+
+
+def anvil_binary() -> Path:
+    """The npm package's native anvil binary, else its node wrapper (contracts/node_modules/.bin/anvil).
+
+    The native binary is preferred because the wrapper re-raises SIGTERM on itself right after forwarding it,
+    without waiting: waiting on the wrapper would not wait for anvil's state dump, and anvil is orphaned.
+    """
+    for candidate in sorted(NODE_MODULES.glob("@foundry-rs/anvil-*/bin/anvil")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return ANVIL_WRAPPER
+
+
+def _anvil_command(port: int, chain_id: int, block_time: float | None, state_path: Path | None) -> list[str]:
+    command = [
+        str(anvil_binary()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--mnemonic",
+        ANVIL_MNEMONIC,
+        "--accounts",
+        str(ANVIL_ACCOUNT_COUNT),
+    ]
+    if block_time is not None:
+        command += ["--block-time", str(block_time)]
+    if state_path is not None:
+        # --state loads at start and dumps at exit; the interval dump bounds the loss after a crash.
+        command += ["--state", str(state_path), "--state-interval", "5"]
+    return command
+
+
+def start_anvil(
+    *,
+    port: int | None = None,
+    state_path: Path | None = None,
+    chain_id: int = 31337,
+    block_time: float | None = None,
+    log_path: Path | None = None,
+    timeout: float = 30.0,
+) -> AnvilNode:
+    """Starts anvil on 127.0.0.1 (a free port when `port` is None) and returns once eth_chainId answers.
+
+    The log goes to `log_path`, else next to `state_path`, else to a temporary file.
+    """
+    chosen_port = port if port is not None else free_port()
+    if log_path is None:
+        if state_path is not None:
+            log_path = state_path.with_name(state_path.name + ".log")
+        else:
+            log_path = Path(tempfile.mkstemp(prefix="anvil-", suffix=".log")[1])
+    if state_path is not None:
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = open(log_path, "ab")
+    process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        _anvil_command(chosen_port, chain_id, block_time, state_path),
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # own process group: stop() also reaches anvil behind the npm wrapper
+    )
+    node = AnvilNode(
+        rpc_url=f"http://127.0.0.1:{chosen_port}",
+        port=chosen_port,
+        process=process,
+        log_path=log_path,
+        state_path=state_path,
+        chain_id=chain_id,
+        _log_file=log_file,
+    )
+    try:
+        _wait_until_up(node, timeout)
+    except AnvilError:
+        node.stop()
+        raise
+    return node
+
+
+def _wait_until_up(node: AnvilNode, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.process.poll() is not None:
+            raise AnvilError(f"anvil exited with {node.process.returncode}; see {node.log_path}")
+        try:
+            wait_for_rpc(node.rpc_url, timeout=0.5)
+            return
+        except AnvilError:
+            continue
+    raise AnvilError(f"anvil did not answer on {node.rpc_url} within {timeout}s; see {node.log_path}")
+
+
+def anvil_private_keys(count: int = ANVIL_ACCOUNT_COUNT) -> list[str]:
+    """Hex private keys of the funded anvil accounts (standard test mnemonic, m/44'/60'/0'/0/i)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return [
+        Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}").key.hex()
+        for index in range(count)
+    ]

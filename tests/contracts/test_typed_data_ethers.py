@@ -1,0 +1,79 @@
+"""Payloads of contracts.typed_data, signed by ethers v6 as a browser wallet would, are accepted on chain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from contracts.codec import directory_action_args, signed_grant_args
+from contracts.typed_data import OP_REGISTER_DOCTOR, directory_action_typed_data, grant_typed_data, scope_hash
+from tests.contracts.consent_signing import chain_now
+from tests.fixtures.chain import DeployedContracts, transact
+
+SIGNER_SCRIPT = Path(__file__).resolve().parents[1] / "js" / "sign_typed_data.mjs"
+
+
+def ethers_sign(private_key: bytes, payload: dict[str, Any]) -> bytes:
+    """Signs with ethers' Wallet.signTypedData in node (types without EIP712Domain, as wallets take them)."""
+    request = json.dumps({"privateKey": "0x" + private_key.hex(), "payload": payload})
+    proc = subprocess.run(
+        ["node", str(SIGNER_SCRIPT)], input=request, capture_output=True, text=True, timeout=60, check=True
+    )
+    return bytes.fromhex(json.loads(proc.stdout)["signature"][2:])
+
+
+@pytest.fixture
+def chain(deployed_contracts: DeployedContracts) -> DeployedContracts:
+    return deployed_contracts
+
+
+def test_ethers_signed_grant_is_accepted_by_grant_by_sig(chain):
+    patient, doctor = Account.create(), chain.accounts.doctors[1].address
+    payload = grant_typed_data(
+        chain_id=chain.chain_id,
+        verifying_contract=chain.registry.address,
+        patient=patient.address,
+        grantee=doctor,
+        scope="category:laboratory",
+        purpose=1,
+        expires_at=chain_now(chain.w3) + 86_400,
+        version=0,
+        deadline=2**63,  # above 2**53: travels as a decimal string
+    )
+    assert isinstance(payload["message"]["deadline"], str)
+    signature = ethers_sign(bytes(patient.key), payload)
+    assert signature == Account.sign_typed_data(patient.key, full_message=payload).signature
+    transact(
+        chain.registry.functions.grantBySig(signed_grant_args(payload["message"], signature)),
+        chain.accounts.relayer.address,
+    )
+    assert chain.registry.functions.isAllowed(
+        patient.address, doctor, b"\0" * 32, scope_hash("category:laboratory"), 1
+    ).call()
+
+
+def test_ethers_signed_directory_action_is_accepted(chain):
+    admin = chain.accounts.hospital_admin
+    doctor = Account.create().address
+    payload = directory_action_typed_data(
+        chain_id=chain.chain_id,
+        verifying_contract=chain.directory.address,
+        op=OP_REGISTER_DOCTOR,
+        hospital_id=chain.hospital_id,
+        subject=doctor,
+        nonce=chain.directory.functions.nonces(admin.address).call(),
+        deadline=chain_now(chain.w3) + 600,
+    )
+    signature = ethers_sign(bytes(admin.key), payload)
+    transact(
+        chain.directory.functions.executeBySig(
+            directory_action_args(payload["message"]), admin.address, signature
+        ),
+        chain.accounts.relayer.address,
+    )
+    assert chain.directory.functions.isActiveGrantee(doctor).call()
