@@ -1,0 +1,240 @@
+"""THE JSON-RPC module: every read or write that reaches the node goes through here.
+
+An empty `settings.ETH_RPC_URL` means the project's own dev chain (anvil on `settings.DEV_CHAIN_PORT`,
+state under `settings.DEV_CHAIN_STATE`), started on first use. A node that does not answer raises
+`ChainUnavailable`, which the API maps to 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import requests
+from django.conf import settings
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import Web3RPCError
+
+from healthhash.errors import DomainError, Unavailable
+
+log = logging.getLogger(__name__)
+
+# Ether the dev chain gives the relayer on every start (anvil_setBalance), far beyond any demo's gas.
+DEV_RELAYER_BALANCE_WEI = 10_000 * 10**18
+RPC_TIMEOUT_S = 10
+
+_web3_by_url: dict[str, Web3] = {}
+_chain_id_by_url: dict[str, int] = {}
+_dev_lock = threading.Lock()
+_dev_node: Any = None  # the AnvilNode this process started, kept alive for the process's lifetime
+
+
+class ChainUnavailable(Unavailable):
+    """The node does not answer (connection refused, timeout)."""
+
+    code = "chain_unavailable"
+
+
+class ChainRpcError(DomainError):
+    """The node answered with a JSON-RPC error."""
+
+    code = "chain_rpc_error"
+
+    def __init__(self, detail: str, *, rpc_code: int | None = None, data: Any = None) -> None:
+        super().__init__(detail)
+        self.rpc_code = rpc_code
+        self.data = data
+
+
+class ContractNotDeployed(Unavailable):
+    code = "contract_not_deployed"
+
+
+@contextmanager
+def node_errors() -> Iterator[None]:
+    """Translate transport failures into ChainUnavailable."""
+    try:
+        yield
+    except (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.HTTPError,
+        ConnectionError,
+        TimeoutError,
+    ) as exc:
+        raise ChainUnavailable(f"the chain node does not answer: {exc.__class__.__name__}") from exc
+
+
+def rpc_url() -> str:
+    """The node URL in use; starts the dev chain when ETH_RPC_URL is empty."""
+    return settings.ETH_RPC_URL or ensure_dev_chain()
+
+
+def get_web3() -> Web3:
+    url = rpc_url()
+    w3 = _web3_by_url.get(url)
+    if w3 is None:
+        # No transport retries inside web3: callers (relayer, indexer) retry on their next run, and a
+        # request should fail fast with ChainUnavailable rather than sleep through back-offs.
+        provider = Web3.HTTPProvider(
+            url, request_kwargs={"timeout": RPC_TIMEOUT_S}, exception_retry_configuration=None
+        )
+        w3 = Web3(provider)
+        _web3_by_url[url] = w3
+    return w3
+
+
+def rpc(method: str, params: list[Any] | None = None) -> Any:
+    """A raw JSON-RPC call (no web3 result formatting: hex strings in, hex strings out)."""
+    w3 = get_web3()
+    with node_errors():
+        response = w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
+    if "error" in response:
+        error = response["error"]
+        raise ChainRpcError(str(error.get("message")), rpc_code=error.get("code"), data=error.get("data"))
+    return response["result"]
+
+
+def rpc_batch(calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    """Several raw calls in one HTTP round trip; results in call order."""
+    if not calls:
+        return []
+    w3 = get_web3()
+    with node_errors():
+        responses = w3.provider.make_batch_request(calls)  # type: ignore[arg-type,attr-defined]
+    if isinstance(responses, dict):  # the node rejected the whole batch
+        raise ChainRpcError(str(responses.get("error")))
+    by_id = sorted(responses, key=lambda r: r["id"])
+    for response in by_id:
+        if "error" in response:
+            raise ChainRpcError(str(response["error"].get("message")), data=response["error"].get("data"))
+    return [r["result"] for r in by_id]
+
+
+def reset_caches() -> None:
+    """Forget cached connections, chain ids and accounts (tests switch ETH_RPC_URL and keys)."""
+    _web3_by_url.clear()
+    _chain_id_by_url.clear()
+    _account_from_key.cache_clear()
+
+
+def chain_id() -> int:
+    url = rpc_url()
+    if url not in _chain_id_by_url:
+        _chain_id_by_url[url] = int(rpc("eth_chainId"), 16)
+    return _chain_id_by_url[url]
+
+
+def latest_block() -> int:
+    return int(rpc("eth_blockNumber"), 16)
+
+
+@lru_cache(maxsize=4)
+def _account_from_key(private_key: str) -> LocalAccount:
+    return Account.from_key(private_key)
+
+
+def relayer_account() -> LocalAccount:
+    return _account_from_key(settings.RELAYER_PRIVATE_KEY)
+
+
+def deployment_address(name: str, *, chain: int | None = None) -> str:
+    from contracts.models import Deployment
+
+    chain = chain_id() if chain is None else chain
+    row = Deployment.objects.filter(chain_id=chain, name=name).only("address").first()
+    if row is None:
+        raise ContractNotDeployed(
+            f"{name} is not deployed on chain {chain}; run `manage.py deploy_contracts`"
+        )
+    return row.address
+
+
+def contract(name: str) -> Contract:
+    """The web3 Contract `name` at its recorded address on the current chain."""
+    from contracts.artifacts import load_artifact
+
+    return get_web3().eth.contract(address=deployment_address(name), abi=load_artifact(name).abi)
+
+
+def call(name: str, fn_name: str, *args: Any, block_identifier: Any = "latest") -> Any:
+    """A read-only eth_call of a project contract's function."""
+    fn = getattr(contract(name).functions, fn_name)(*args)
+    with node_errors():
+        try:
+            return fn.call(block_identifier=block_identifier)
+        except Web3RPCError as exc:
+            raise ChainRpcError(str(exc)) from exc
+
+
+def fund_relayer(*, balance_wei: int = DEV_RELAYER_BALANCE_WEI) -> None:
+    """Give the relayer ether on an anvil node (dev and tests only)."""
+    rpc("anvil_setBalance", [relayer_account().address, hex(balance_wei)])
+
+
+def answers(url: str) -> bool:
+    try:
+        response = requests.post(
+            url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2
+        )
+        return response.ok and "result" in response.json()
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def _fund_at(url: str) -> None:
+    requests.post(
+        url,
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "anvil_setBalance",
+            "params": [relayer_account().address, hex(DEV_RELAYER_BALANCE_WEI)],
+        },
+        timeout=RPC_TIMEOUT_S,
+    ).raise_for_status()
+
+
+def start_dev_chain() -> Any:
+    """Start anvil on DEV_CHAIN_PORT (state in DEV_CHAIN_STATE), fund the relayer; returns the node."""
+    from contracts.node import start_anvil
+
+    settings.DEV_CHAIN_STATE.parent.mkdir(parents=True, exist_ok=True)
+    node = start_anvil(port=settings.DEV_CHAIN_PORT, state_path=settings.DEV_CHAIN_STATE)
+    # State may be fresh (or loaded from an old dump): fund on every start.
+    _fund_at(node.rpc_url)
+    return node
+
+
+def ensure_dev_chain() -> str:
+    """The dev chain's URL; starts it if nothing answers on DEV_CHAIN_PORT. Deploys nothing."""
+    global _dev_node
+    url = f"http://127.0.0.1:{settings.DEV_CHAIN_PORT}"
+    with _dev_lock:
+        if answers(url):
+            return url
+        try:
+            _dev_node = start_dev_chain()
+        except Exception as exc:
+            # Another process may have won the race for the port; use its node if it answers now.
+            if answers(url):
+                return url
+            raise ChainUnavailable(f"could not start the dev chain on {url}: {exc}") from exc
+        log.info("started the dev chain at %s (state %s)", _dev_node.rpc_url, settings.DEV_CHAIN_STATE)
+        return _dev_node.rpc_url
+
+
+def stop_dev_chain() -> None:
+    """Stop the dev chain this process started, if any (it dumps its state on the way out)."""
+    global _dev_node
+    with _dev_lock:
+        if _dev_node is not None:
+            _dev_node.stop()
+            _dev_node = None

@@ -1,0 +1,313 @@
+"""The one way in: follows all project contracts' logs into ChainEvent rows and hands each NEW event to
+the handlers apps registered (in AppConfig.ready()), confirmation-depth and re-org aware.
+
+Each range is one db transaction: events stored, handlers called (in block/log order), cursor moved.
+A re-org is found by re-checking recorded block hashes; events from the fork block on are dropped and
+rewind callbacks are called with that block, all in one transaction, before the new branch is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from contracts import client
+from contracts.events import DecodedLog, decode_log
+from contracts.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[list[ChainEvent]], None]
+RewindCallback = Callable[[int], None]
+
+HASH_WINDOW = 256  # recorded block hashes kept per chain
+# Every block this close to a range's end gets its hash recorded, so a re-org up to this deep is pinpointed
+# to its exact fork block; deeper ones fall back to the recorded block below (still correct, re-reads more).
+RECENT_BLOCKS_RECORDED = 64
+TARGET_LOGS_PER_RANGE = 5_000  # adaptive range sizing aims at about this many logs per eth_getLogs
+HEADER_BATCH = 500
+
+_handlers: dict[tuple[str, str], list[EventHandler]] = {}
+_rewinds: list[RewindCallback] = []
+
+
+def register_handler(contract_name: str, event_name: str, handle_batch: EventHandler) -> None:
+    """Call `handle_batch` with each run of new `contract_name.event_name` events (inside the range's
+    transaction, so a failing handler rolls the range back and it is retried next pass)."""
+    if handle_batch not in _handlers.setdefault((contract_name, event_name), []):
+        _handlers[(contract_name, event_name)].append(handle_batch)
+
+
+def register_rewind(callback: RewindCallback) -> None:
+    """Call `callback(fork_block)` on a re-org: undo rows derived from blocks >= fork_block."""
+    if callback not in _rewinds:
+        _rewinds.append(callback)
+
+
+@dataclass
+class SyncReport:
+    from_block: int | None = None
+    to_block: int | None = None
+    head: int | None = None
+    logs: int = 0
+    new_events: int = 0
+    ranges: int = 0
+    reorg_fork: int | None = None
+    seconds: float = 0.0
+
+
+def _addresses(chain: int) -> dict[str, str]:
+    """Lower-case address -> contract name of this chain's deployments."""
+    return {
+        address.lower(): name
+        for name, address in Deployment.objects.filter(chain_id=chain).values_list("name", "address")
+    }
+
+
+def _headers(numbers: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """block number -> (hash, timestamp) for each block, fetched in batched requests; absent if missing."""
+    numbers = sorted(set(numbers))
+    headers: dict[int, tuple[str, int]] = {}
+    for start in range(0, len(numbers), HEADER_BATCH):
+        chunk = numbers[start : start + HEADER_BATCH]
+        results = client.rpc_batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
+        for number, block in zip(chunk, results, strict=True):
+            if block:
+                headers[number] = (block["hash"], int(block["timestamp"], 16))
+    return headers
+
+
+def _decode_all(raw_logs: list[dict[str, Any]], addresses: dict[str, str]) -> list[DecodedLog]:
+    decoded = []
+    for raw in raw_logs:
+        name = addresses.get(raw["address"].lower())
+        if name is None or raw.get("removed"):
+            continue
+        event = decode_log(raw, name)
+        if event is not None:
+            decoded.append(event)
+    decoded.sort(key=lambda e: (e.block_number, e.log_index))
+    return decoded
+
+
+def _store_and_dispatch(chain: int, decoded: list[DecodedLog], times: dict[int, int]) -> list[ChainEvent]:
+    """Insert the events not yet stored and hand those (only) to the handlers. Caller holds a transaction."""
+    if not decoded:
+        return []
+    existing = set(
+        ChainEvent.objects.filter(
+            chain_id=chain,
+            block_number__gte=decoded[0].block_number,
+            block_number__lte=decoded[-1].block_number,
+        ).values_list("tx_hash", "log_index")
+    )
+    rows = [
+        ChainEvent(
+            chain_id=chain,
+            contract=e.contract,
+            address=e.address,
+            event=e.event,
+            args=e.args,
+            block_number=e.block_number,
+            block_hash=e.block_hash,
+            block_time=datetime.fromtimestamp(times[e.block_number], tz=UTC)
+            if e.block_number in times
+            else None,
+            tx_hash=e.tx_hash,
+            log_index=e.log_index,
+        )
+        for e in decoded
+        if (e.tx_hash, e.log_index) not in existing
+    ]
+    if rows:
+        ChainEvent.objects.bulk_create(rows, batch_size=2_000)
+        _dispatch(rows)
+    return rows
+
+
+def _dispatch(events: list[ChainEvent]) -> None:
+    """Hand out consecutive runs of the same event type, keeping global block/log order."""
+    start = 0
+    while start < len(events):
+        key = (events[start].contract, events[start].event)
+        end = start + 1
+        while end < len(events) and (events[end].contract, events[end].event) == key:
+            end += 1
+        for handler in _handlers.get(key, []):
+            handler(events[start:end])
+        start = end
+
+
+def _record_hashes(chain: int, hashes: dict[int, str]) -> None:
+    if not hashes:
+        return
+    IndexedBlock.objects.filter(chain_id=chain, number__in=list(hashes)).delete()
+    IndexedBlock.objects.bulk_create(
+        [IndexedBlock(chain_id=chain, number=n, hash=h) for n, h in hashes.items()]
+    )
+    cutoff = (
+        IndexedBlock.objects.filter(chain_id=chain)
+        .order_by("-number")
+        .values_list("number", flat=True)[HASH_WINDOW : HASH_WINDOW + 1]
+    )
+    if cutoff:
+        IndexedBlock.objects.filter(chain_id=chain, number__lte=cutoff[0]).delete()
+
+
+def find_fork(chain: int) -> int | None:
+    """The first orphaned block if a recorded block hash no longer matches the chain, else None."""
+    recorded = list(
+        IndexedBlock.objects.filter(chain_id=chain).order_by("-number").values_list("number", "hash")
+    )
+    if not recorded:
+        return None
+    top_number, top_hash = recorded[0]
+    # Hashes chain: if the newest recorded block is unchanged, so is every block below it.
+    if _headers([top_number]).get(top_number, ("",))[0] == top_hash:
+        return None
+    current = _headers(n for n, _ in recorded)
+    for number, recorded_hash in recorded:
+        if current.get(number, ("",))[0] == recorded_hash:
+            return number + 1
+    return 0  # deeper than the window (or a reset chain): everything is re-read
+
+
+def rewind(chain: int, fork_block: int) -> None:
+    """Drop what was indexed from `fork_block` on, call the rewind callbacks, move the cursor back."""
+    with transaction.atomic():
+        deleted, _ = ChainEvent.objects.filter(chain_id=chain, block_number__gte=fork_block).delete()
+        IndexedBlock.objects.filter(chain_id=chain, number__gte=fork_block).delete()
+        below = IndexedBlock.objects.filter(chain_id=chain).order_by("-number").first()
+        IndexerCursor.objects.filter(chain_id=chain, last_block__gte=fork_block).update(
+            last_block=fork_block - 1,
+            last_block_hash=below.hash if below and below.number == fork_block - 1 else "",
+        )
+        for callback in _rewinds:
+            callback(fork_block)
+    log.warning("chain %s re-org: dropped %s events from block %s on", chain, deleted, fork_block)
+
+
+def _cursor(chain: int) -> IndexerCursor:
+    first = min(Deployment.objects.filter(chain_id=chain).values_list("block_number", flat=True))
+    cursor, _ = IndexerCursor.objects.get_or_create(chain_id=chain, defaults={"last_block": first - 1})
+    return cursor
+
+
+def _index_range(chain: int, addresses: dict[str, str], start: int, end: int) -> tuple[int, int]:
+    """Read, store and dispatch one block range; returns (logs read, new events)."""
+    raw_logs = client.rpc(
+        "eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end), "address": list(addresses)}]
+    )
+    decoded = _decode_all(raw_logs, addresses)
+    recent = range(max(start, end - RECENT_BLOCKS_RECORDED + 1), end + 1)
+    headers = _headers({e.block_number for e in decoded} | set(recent))
+    for event in decoded:
+        if headers.get(event.block_number, ("",))[0] != event.block_hash:
+            raise _RangeMoved(event.block_number)
+    if end not in headers:
+        raise _RangeMoved(end)
+    with transaction.atomic():
+        new = _store_and_dispatch(chain, decoded, {n: t for n, (_, t) in headers.items()})
+        _record_hashes(chain, {n: h for n, (h, _) in headers.items()})
+        IndexerCursor.objects.filter(chain_id=chain).update(last_block=end, last_block_hash=headers[end][0])
+    return len(raw_logs), len(new)
+
+
+class _RangeMoved(Exception):
+    """The chain changed under a range being read (a re-org in progress); re-check next pass."""
+
+
+def sync_chain(*, max_blocks: int | None = None) -> SyncReport:
+    """Index from the cursor to head - CHAIN_CONFIRMATIONS (at most `max_blocks` blocks)."""
+    started = time.perf_counter()
+    report = SyncReport()
+    chain = client.chain_id()
+    addresses = _addresses(chain)
+    if not addresses:
+        return report
+    report.reorg_fork = find_fork(chain)
+    if report.reorg_fork is not None:
+        rewind(chain, report.reorg_fork)
+    cursor = _cursor(chain)
+    report.head = client.latest_block()
+    target = report.head - settings.CHAIN_CONFIRMATIONS
+    if max_blocks is not None:
+        target = min(target, cursor.last_block + max_blocks)
+    start = cursor.last_block + 1
+    report.from_block = start
+    size = max(1, settings.INDEXER_MAX_BLOCK_RANGE)
+    while start <= target:
+        end = min(start + size - 1, target)
+        try:
+            logs, new = _index_range(chain, addresses, start, end)
+        except client.ChainRpcError as exc:
+            if size == 1:
+                raise
+            size = max(1, size // 4)  # the node refused the range (too many results): shrink and retry
+            log.info("eth_getLogs %s-%s refused (%s); range now %s blocks", start, end, exc, size)
+            continue
+        except _RangeMoved as exc:
+            log.warning("block %s changed while indexing; re-checking next pass", exc)
+            break
+        report.logs += logs
+        report.new_events += new
+        report.ranges += 1
+        report.to_block = end
+        size = _next_size(size, logs)
+        start = end + 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _next_size(size: int, logs: int) -> int:
+    if logs > TARGET_LOGS_PER_RANGE:
+        return max(1, size // 2)
+    if logs < TARGET_LOGS_PER_RANGE // 4:
+        return min(settings.INDEXER_MAX_BLOCK_RANGE, size * 2)
+    return size
+
+
+def _normalize(value: Any) -> Any:
+    """web3 receipts carry HexBytes and ints; the raw JSON-RPC shape is hex strings."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, int):
+        return hex(value)
+    return value
+
+
+def _raw_log(entry: Any) -> dict[str, Any]:
+    return {
+        "address": str(entry["address"]),
+        "topics": [_normalize(t) for t in entry["topics"]],
+        "data": _normalize(entry["data"]),
+        "blockNumber": _normalize(entry["blockNumber"]),
+        "blockHash": _normalize(entry["blockHash"]),
+        "transactionHash": _normalize(entry["transactionHash"]),
+        "logIndex": _normalize(entry["logIndex"]),
+        "removed": entry.get("removed", False),
+    }
+
+
+def ingest_receipt(receipt: Any) -> list[DecodedLog]:
+    """Index one mined receipt's logs now (idempotent); returns all its decoded project-contract logs."""
+    chain = client.chain_id()
+    addresses = _addresses(chain)
+    decoded = _decode_all([_raw_log(entry) for entry in receipt["logs"]], addresses)
+    if not decoded:
+        return decoded
+    block_number = decoded[0].block_number
+    headers = _headers([block_number])
+    timestamp = headers[block_number][1] if block_number in headers else None
+    with transaction.atomic():
+        _cursor(chain)  # so a first sync starts at the deployments, not after this receipt
+        _store_and_dispatch(chain, decoded, {block_number: timestamp} if timestamp is not None else {})
+        _record_hashes(chain, {block_number: decoded[0].block_hash})
+    return decoded

@@ -1,0 +1,32 @@
+"""`manage.py relay [--follow]`: send queued outbox items to the chain (once, or in a loop)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from contracts import relayer
+
+
+class Command(BaseCommand):
+    help = "Relay pending outbox items and confirm in-flight transactions."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--follow", action="store_true", help="keep relaying")
+        parser.add_argument("--interval", type=float, default=1.0, help="seconds between runs with --follow")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        while True:
+            report = relayer.relay_once()
+            if report.items_claimed or report.rebroadcast or report.unavailable or not options["follow"]:
+                state = "chain unavailable" if report.unavailable else "busy" if report.busy else "ok"
+                self.stdout.write(
+                    f"{state}: {report.items_claimed} items, {report.txs_sent} txs, "
+                    f"{report.confirmed} confirmed, {report.failed} failed, {report.rebroadcast} re-sent, "
+                    f"{report.waiting_txs} waiting ({report.seconds:.2f}s)"
+                )
+            if not options["follow"]:
+                return
+            time.sleep(options["interval"])

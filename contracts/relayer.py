@@ -1,0 +1,399 @@
+"""The one way out: drains the outbox in batches, signs with the relayer key, and tracks every item
+pending -> sent -> confirmed | failed.
+
+Crash-safe order: build and SIGN the transaction, persist ChainTx (raw bytes, hash, nonce) and move its
+items to `sent` in ONE db transaction, THEN broadcast. After a crash, `sent` items whose ChainTx has no
+receipt are re-broadcast with the same raw bytes (same hash), so nothing is lost or sent twice.
+Only one relayer runs at a time: a lease on the RelayerState singleton, taken by a conditional update.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from contracts import client, indexer
+from contracts.events import decode_revert, encode_call
+from contracts.models import ChainTx, OutboxItem, RelayerState
+from contracts.relayer_kinds import BadItem, Outcome, RelayKind, get_kind
+from healthhash.errors import Conflict
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 120
+RECEIPT_TIMEOUT_S = 30.0
+RECEIPT_POLL_S = 0.05
+GAS_HEADROOM = 1.25  # estimate * headroom + fixed margin: state may change between estimate and mining
+GAS_MARGIN = 20_000
+BLOCK_GAS_SHARE = 0.8  # a batch must fit in this share of the block gas limit, else it is split
+
+
+@dataclass
+class RelayReport:
+    items_claimed: int = 0
+    txs_sent: int = 0
+    rebroadcast: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    waiting_txs: int = 0
+    unavailable: bool = False
+    busy: bool = False
+    seconds: float = 0.0
+    tx_timings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _after_broadcast(chain_tx: ChainTx) -> None:
+    """Called right after a broadcast. Does nothing; tests replace it to simulate a crash at that point."""
+
+
+# --- lease ----------------------------------------------------------------------------------------
+
+
+def _acquire_lease(owner: str) -> bool:
+    RelayerState.objects.get_or_create(pk=1)
+    now = timezone.now()
+    return (
+        RelayerState.objects.filter(pk=1)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner))
+        .update(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE_S))
+        == 1
+    )
+
+
+def _release_lease(owner: str) -> None:
+    RelayerState.objects.filter(pk=1, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+class RelayerBusy(Conflict):
+    code = "relayer_busy"
+
+
+@contextmanager
+def relayer_lease(*, wait_s: float = 30.0) -> Iterator[None]:
+    """Hold the relayer's lease (e.g. to deploy with the relayer key without racing its nonces)."""
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + wait_s
+    while not _acquire_lease(owner):
+        if time.monotonic() > deadline:
+            raise RelayerBusy("another relayer run holds the lease")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        _release_lease(owner)
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+
+def relay_once(*, max_items: int | None = None, receipt_timeout_s: float = RECEIPT_TIMEOUT_S) -> RelayReport:
+    """Finish in-flight transactions, send up to `max_items` pending items, wait for their receipts."""
+    started = time.perf_counter()
+    report = RelayReport()
+    owner = uuid.uuid4().hex
+    if not _acquire_lease(owner):
+        report.busy = True
+        return report
+    try:
+        _confirm(report, receipt_timeout_s)
+        _send_pending(max_items or settings.RELAYER_BATCH_SIZE, report)
+        _confirm(report, receipt_timeout_s)
+    except (client.ChainUnavailable, client.ContractNotDeployed) as exc:
+        log.warning("relayer: %s; items stay queued", exc)
+        report.unavailable = True
+    finally:
+        _release_lease(owner)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def confirm_pending(*, receipt_timeout_s: float = RECEIPT_TIMEOUT_S) -> RelayReport:
+    """Only the confirm step: re-broadcast and settle every signed transaction without a receipt."""
+    report = RelayReport()
+    owner = uuid.uuid4().hex
+    if not _acquire_lease(owner):
+        report.busy = True
+        return report
+    try:
+        _confirm(report, receipt_timeout_s)
+    except client.ChainUnavailable as exc:
+        log.warning("relayer: chain unavailable: %s", exc)
+        report.unavailable = True
+    finally:
+        _release_lease(owner)
+    return report
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+
+def _send_pending(max_items: int, report: RelayReport) -> None:
+    items = list(
+        OutboxItem.objects.filter(status=OutboxItem.Status.PENDING).order_by("created_at", "id")[:max_items]
+    )
+    report.items_claimed = len(items)
+    by_kind: dict[str, list[OutboxItem]] = {}
+    for item in items:
+        by_kind.setdefault(item.kind, []).append(item)
+    for kind_name, kind_items in by_kind.items():
+        try:
+            kind = get_kind(kind_name)
+        except BadItem as exc:
+            for item in kind_items:
+                _fail(item, "bad_payload", str(exc), report)
+            continue
+        encoded: list[tuple[OutboxItem, Any]] = []
+        for item in kind_items:
+            try:
+                encoded.append((item, kind.encode_item(item.payload)))
+            except BadItem as exc:
+                _fail(item, "bad_payload", str(exc), report)
+        for start in range(0, len(encoded), kind.max_batch):
+            _send_batch(kind, encoded[start : start + kind.max_batch], report)
+
+
+def _fail(item: OutboxItem, code: str, detail: str, report: RelayReport) -> None:
+    OutboxItem.objects.filter(pk=item.pk).update(
+        status=OutboxItem.Status.FAILED, error_code=code[:64], error_detail=detail, updated_at=timezone.now()
+    )
+    report.failed += 1
+
+
+def _send_batch(kind: RelayKind, batch: list[tuple[OutboxItem, Any]], report: RelayReport) -> None:
+    """Estimate, split when too big or when a multi-item call reverts, then sign + persist + broadcast."""
+    data = encode_call(kind.contract_name, kind.function_name, kind.call_args([enc for _, enc in batch]))
+    target = client.deployment_address(kind.contract_name)
+    call = {"from": client.relayer_account().address, "to": target, "data": data}
+    try:
+        gas = int(client.rpc("eth_estimateGas", [call]), 16)
+    except client.ChainRpcError as exc:
+        if not _is_revert(exc):
+            # e.g. the relayer is out of funds: not the items' fault, they stay pending for the next run
+            log.warning("relayer: cannot estimate %s (%s); items stay queued", kind.name, exc)
+            return
+        if len(batch) > 1:
+            _split(kind, batch, report)
+            return
+        code, detail = decode_revert(exc.data if isinstance(exc.data, str) else None)
+        _fail(batch[0][0], code, detail or str(exc), report)
+        return
+    if len(batch) > 1 and gas > _block_gas_limit() * BLOCK_GAS_SHARE:
+        _split(kind, batch, report)
+        return
+    chain_tx = _sign_and_persist(kind, [item for item, _ in batch], call, gas)
+    report.txs_sent += 1
+    report.tx_timings.append(
+        {
+            "tx_hash": chain_tx.tx_hash,
+            "kind": kind.name,
+            "items": len(batch),
+            "gas_estimate": gas,
+            "sent_at": time.perf_counter(),
+        }
+    )
+    _broadcast(chain_tx)
+    _after_broadcast(chain_tx)
+
+
+def _is_revert(exc: client.ChainRpcError) -> bool:
+    has_data = isinstance(exc.data, str) and exc.data.startswith("0x")
+    return has_data or "revert" in str(exc).lower()
+
+
+def _split(kind: RelayKind, batch: list[tuple[OutboxItem, Any]], report: RelayReport) -> None:
+    middle = len(batch) // 2
+    _send_batch(kind, batch[:middle], report)
+    _send_batch(kind, batch[middle:], report)
+
+
+def _block_gas_limit() -> int:
+    return int(client.rpc("eth_getBlockByNumber", ["latest", False])["gasLimit"], 16)
+
+
+def _fees() -> dict[str, int]:
+    latest = client.rpc("eth_getBlockByNumber", ["latest", False])
+    if latest.get("baseFeePerGas") is None:  # a pre-London (or gas-free consortium) chain
+        return {"gasPrice": int(client.rpc("eth_gasPrice"), 16)}
+    tip = int(client.rpc("eth_maxPriorityFeePerGas"), 16)
+    return {"maxFeePerGas": 2 * int(latest["baseFeePerGas"], 16) + tip, "maxPriorityFeePerGas": tip}
+
+
+def _sign_and_persist(kind: RelayKind, items: list[OutboxItem], call: dict[str, Any], gas: int) -> ChainTx:
+    account = client.relayer_account()
+    chain = client.chain_id()
+    chain_nonce = int(client.rpc("eth_getTransactionCount", [account.address, "pending"]), 16)
+    fees = _fees()
+    with transaction.atomic():
+        state = RelayerState.objects.select_for_update().get(pk=1)
+        in_flight = ChainTx.objects.filter(
+            chain_id=chain, sender=account.address, status=ChainTx.Status.SIGNED
+        )
+        # With nothing in flight the chain's count is the truth (it also recovers from a reset chain);
+        # otherwise our own counter covers signed transactions the node has not seen yet.
+        nonce = max(state.next_nonce, chain_nonce) if in_flight.exists() else chain_nonce
+        tx = {
+            "to": call["to"],
+            "data": call["data"],
+            "value": 0,
+            "gas": int(gas * GAS_HEADROOM) + GAS_MARGIN,
+            "nonce": nonce,
+            "chainId": chain,
+            **fees,
+        }
+        signed = account.sign_transaction(tx)
+        chain_tx = ChainTx.objects.create(
+            chain_id=chain,
+            sender=account.address,
+            nonce=nonce,
+            kind=kind.name,
+            tx_hash="0x" + bytes(signed.hash).hex(),
+            raw_tx=bytes(signed.raw_transaction),
+        )
+        OutboxItem.objects.filter(pk__in=[item.pk for item in items]).update(
+            status=OutboxItem.Status.SENT,
+            chain_tx=chain_tx,
+            attempts=F("attempts") + 1,
+            error_code="",
+            error_detail="",
+            updated_at=timezone.now(),
+        )
+        state.next_nonce = nonce + 1
+        state.save(update_fields=["next_nonce", "updated_at"])
+    return chain_tx
+
+
+def _broadcast(chain_tx: ChainTx) -> None:
+    try:
+        client.rpc("eth_sendRawTransaction", ["0x" + bytes(chain_tx.raw_tx).hex()])
+    except client.ChainRpcError as exc:
+        # "already known" / "nonce too low" (already mined) are the harmless repeats; anything else is
+        # kept on the row and the tx stays signed, to be re-sent or found dropped on the next pass.
+        if "already" not in str(exc).lower() and "nonce too low" not in str(exc).lower():
+            log.warning("broadcast of %s refused: %s", chain_tx.tx_hash, exc)
+            ChainTx.objects.filter(pk=chain_tx.pk).update(error_detail=str(exc))
+
+
+# --- confirming -----------------------------------------------------------------------------------
+
+
+def _receipt(tx_hash: str) -> dict[str, Any] | None:
+    return client.rpc("eth_getTransactionReceipt", [tx_hash])
+
+
+def _confirm(report: RelayReport, timeout_s: float) -> None:
+    in_flight = ChainTx.objects.filter(
+        status=ChainTx.Status.SIGNED, chain_id=client.chain_id(), sender=client.relayer_account().address
+    )
+    waiting = {tx.tx_hash: tx for tx in in_flight.order_by("nonce")}
+    first_pass = True
+    deadline = time.monotonic() + timeout_s
+    while waiting:
+        for tx_hash, chain_tx in list(waiting.items()):
+            receipt = _receipt(tx_hash)
+            if receipt is not None:
+                _apply_receipt(chain_tx, receipt, report)
+                del waiting[tx_hash]
+            elif first_pass and not any(t["tx_hash"] == tx_hash for t in report.tx_timings):
+                _broadcast(chain_tx)  # from an earlier run (crash, node down): same bytes, same hash
+                report.rebroadcast += 1
+        first_pass = False
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(RECEIPT_POLL_S)
+    for chain_tx in waiting.values():
+        if not _drop_if_replaced(chain_tx):
+            report.waiting_txs += 1
+
+
+def _drop_if_replaced(chain_tx: ChainTx) -> bool:
+    """A nonce the chain has used for another transaction: ours can never mine; requeue its items."""
+    mined = int(client.rpc("eth_getTransactionCount", [chain_tx.sender, "latest"]), 16)
+    if mined <= chain_tx.nonce or _receipt(chain_tx.tx_hash) is not None:
+        return False
+    with transaction.atomic():
+        ChainTx.objects.filter(pk=chain_tx.pk).update(
+            status=ChainTx.Status.DROPPED, updated_at=timezone.now()
+        )
+        chain_tx.items.filter(status=OutboxItem.Status.SENT).update(
+            status=OutboxItem.Status.PENDING, chain_tx=None, updated_at=timezone.now()
+        )
+    log.warning(
+        "tx %s dropped (nonce %s reused); its items are queued again", chain_tx.tx_hash, chain_tx.nonce
+    )
+    return True
+
+
+def _apply_receipt(chain_tx: ChainTx, receipt: dict[str, Any], report: RelayReport) -> None:
+    """Settle a mined transaction and its items, and index its logs, in one db transaction."""
+    block = int(receipt["blockNumber"], 16)
+    succeeded = int(receipt["status"], 16) == 1
+    kind = get_kind(chain_tx.kind)
+    failure = None if succeeded else _revert_reason(chain_tx, receipt)
+    with transaction.atomic():
+        logs = indexer.ingest_receipt(receipt)
+        items = list(chain_tx.items.filter(status=OutboxItem.Status.SENT).order_by("created_at", "id"))
+        if succeeded:
+            target = client.deployment_address(kind.contract_name).lower()
+            own_logs = [entry for entry in logs if entry.address.lower() == target]
+            outcomes = kind.outcomes([item.payload for item in items], own_logs, block_number=block)
+        else:
+            outcomes = [failure] * len(items)
+        _settle_items(items, outcomes, block, report)
+        chain_tx.status = ChainTx.Status.CONFIRMED if succeeded else ChainTx.Status.FAILED
+        chain_tx.block_number, chain_tx.gas_used = block, int(receipt["gasUsed"], 16)
+        chain_tx.save(update_fields=["status", "block_number", "gas_used", "updated_at"])
+    for timing in report.tx_timings:
+        if timing["tx_hash"] == chain_tx.tx_hash:
+            timing["mined_s"] = time.perf_counter() - timing.pop("sent_at")
+            timing["gas_used"] = chain_tx.gas_used
+
+
+def _settle_items(items: list[OutboxItem], outcomes: list[Outcome], block: int, report: RelayReport) -> None:
+    """One UPDATE per distinct outcome (all confirmed items share one), not one per item."""
+    by_outcome: dict[Outcome, list[int]] = {}
+    for item, outcome in zip(items, outcomes, strict=True):
+        by_outcome.setdefault(outcome, []).append(item.pk)
+    now = timezone.now()
+    for outcome, ids in by_outcome.items():
+        OutboxItem.objects.filter(pk__in=ids).update(
+            status=OutboxItem.Status.CONFIRMED if outcome.confirmed else OutboxItem.Status.FAILED,
+            error_code=outcome.error_code[:64],
+            error_detail=outcome.error_detail,
+            confirmed_block=block,
+            updated_at=now,
+        )
+        if outcome.confirmed:
+            report.confirmed += len(ids)
+        else:
+            report.failed += len(ids)
+
+
+def _revert_reason(chain_tx: ChainTx, receipt: dict[str, Any]) -> Outcome:
+    """The custom error a mined transaction reverted with: from the node's call trace when it has one
+    (exact), else by replaying the call on the state after its block (the state that made it fail)."""
+    try:
+        trace = client.rpc("debug_traceTransaction", [chain_tx.tx_hash, {"tracer": "callTracer"}])
+        if trace.get("output") not in (None, "0x"):
+            return Outcome(False, *decode_revert(trace["output"]))
+    except client.ChainRpcError:
+        pass  # no debug namespace on this node
+    tx = client.rpc("eth_getTransactionByHash", [chain_tx.tx_hash])
+    call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+    try:
+        client.rpc("eth_call", [call, receipt["blockNumber"]])
+    except client.ChainRpcError as exc:
+        return Outcome(False, *decode_revert(exc.data if isinstance(exc.data, str) else None))
+    if int(receipt["gasUsed"], 16) >= int(tx["gas"], 16):
+        return Outcome(False, "out_of_gas", "the transaction ran out of gas")
+    return Outcome(False, "reverted", "the transaction reverted")
