@@ -1,0 +1,15 @@
+"""The access app's models: identities (identity.py) and consent (consent.py, the lead's)."""
+
+from __future__ import annotations
+
+from access.models.consent import *  # noqa: F403
+from access.models.identity import (  # noqa: F401 - re-exported
+    ApiToken,
+    Doctor,
+    Hospital,
+    KeyKind,
+    ManagedKey,
+    Role,
+    SiweNonce,
+    User,
+)

@@ -1,0 +1,1 @@
+"""Tests of the access app: identities, authentication, consent."""
