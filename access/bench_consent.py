@@ -1,0 +1,239 @@
+"""The consent benchmark behind `manage.py bench_consent`: gas, relayed grants/s, check vs eth_call latency.
+
+Runs on a throwaway anvil and a throwaway database (Django's test-database machinery), so it never
+touches the demo's chain or rows. Every ratio is against a baseline measured in the same run.
+"""
+from __future__ import annotations
+
+import random
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.test import override_settings
+from eth_account import Account
+from web3 import Web3
+
+from access import consent_selectors, consent_services, identity_services
+from access.keys import create_hospital_key, create_managed_key
+from access.models import Consent, ConsentStatus, Doctor, Hospital, Role, User
+from access.scopes import CATEGORIES, scope_hash_hex
+from contracts import client, indexer, relayer
+from contracts.bench_chain import benchmark_indexer
+from contracts.deploy import deploy_contracts
+from contracts.gas_report import measure_gas
+from contracts.models import OutboxItem
+from contracts.node import anvil_private_keys, start_anvil
+from contracts.typed_data import grant_typed_data
+from healthhash.celery import app as celery_app
+
+Say = Callable[[str], None]
+N_DOCTORS = 2
+
+
+@contextmanager
+def throwaway_database() -> Iterator[None]:
+    """A fresh database of the configured engine (a temp SQLite file, or test_<name> on PostgreSQL)."""
+    db = settings.DATABASES["default"]
+    folder = tempfile.mkdtemp(prefix="hh-bench-")
+    if db["ENGINE"].endswith("sqlite3"):
+        db.setdefault("TEST", {})["NAME"] = str(Path(folder) / "bench.sqlite3")
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        yield
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+@contextmanager
+def throwaway_chain() -> Iterator[Any]:
+    node = start_anvil()
+    broker = celery_app.conf.broker_url
+    # The benchmark drives the relayer itself; kicks must not pile up in the real broker.
+    celery_app.conf.broker_url = "memory://"
+    try:
+        with override_settings(
+            ETH_RPC_URL=node.rpc_url,
+            CHAIN_CONFIRMATIONS=0,
+            RELAYER_PRIVATE_KEY="0x" + secrets.token_hex(32),
+            PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        ):
+            client.reset_caches()
+            client.fund_relayer()
+            yield node
+    finally:
+        celery_app.conf.broker_url = broker
+        client.reset_caches()
+        node.stop()
+
+
+def _setup_directory() -> list[str]:
+    """One hospital and its doctors, registered on chain by anvil's unlocked admin accounts, then indexed."""
+    keys = [Account.from_key(k) for k in anvil_private_keys(3 + N_DOCTORS)]
+    consortium, admin_key, account_key, doctor_keys = keys[0], keys[1], keys[2], keys[3:]
+    deploy_contracts(consortium_admin=consortium.address, say=lambda _: None)
+    admin = identity_services.register_user(
+        username="bench-admin", password="bench-pass-1234", role=Role.HOSPITAL_ADMIN, with_managed_key=False
+    )
+    create_managed_key(user=admin, private_key=admin_key.key)
+    hospital = Hospital(slug="bench", name="Bench", hospital_id=identity_services.hospital_id_for("bench"), admin=admin)
+    create_hospital_key(hospital=hospital, private_key=account_key.key)
+    directory = client.contract("Directory")
+    w3 = client.get_web3()
+    zero = "0x" + "00" * 20
+    hid = bytes.fromhex(hospital.hospital_id[2:])
+    tx = directory.functions.execute((0, hid, account_key.address, admin_key.address, 0, 0))
+    w3.eth.wait_for_transaction_receipt(tx.transact({"from": consortium.address}))
+    for key in doctor_keys:
+        user = identity_services.register_user(
+            username=f"bench-dr-{key.address[-6:]}", password="bench-pass-1234", role=Role.DOCTOR, with_managed_key=False
+        )
+        create_managed_key(user=user, private_key=key.key)
+        Doctor.objects.create(user=user, hospital=hospital)
+        tx = directory.functions.execute((2, hid, key.address, zero, 0, 0))
+        w3.eth.wait_for_transaction_receipt(tx.transact({"from": admin_key.address}))
+    indexer.sync_chain()
+    return [key.address for key in doctor_keys]
+
+
+def _patients(count: int) -> list[tuple[User, Any]]:
+    accounts = [Account.create() for _ in range(count)]
+    users = User.objects.bulk_create(
+        User(username=f"bench-p{i}", role=Role.PATIENT, eth_address=a.address, key_kind="wallet", password="!")
+        for i, a in enumerate(accounts)
+    )
+    return list(zip(User.objects.filter(pk__in=[u.pk for u in users]).order_by("pk"), accounts, strict=True))
+
+
+def measure_relayed_grants(count: int, doctors: list[str]) -> dict[str, Any]:
+    """Signed grants in through the service: verified, outboxed, mined in batches and indexed."""
+    registry = client.contract("ConsentRegistry")
+    deadline = int(time.time()) + 3600
+    signed = []
+    for index, (user, account) in enumerate(_patients(count)):
+        payload = grant_typed_data(
+            chain_id=client.chain_id(), verifying_contract=registry.address, patient=account.address,
+            grantee=doctors[index % len(doctors)], scope="chart", purpose=0, expires_at=0, version=0,
+            deadline=deadline,
+        )
+        signed.append((user, payload, "0x" + account.sign_typed_data(full_message=payload).signature.hex()))
+    started = time.perf_counter()
+    for user, payload, signature in signed:
+        consent_services.submit_signed_grant(patient=user, typed_data=payload, signature=signature)
+    accepted_s = time.perf_counter() - started
+    while OutboxItem.objects.filter(status__in=["pending", "sent"]).exists():
+        relayer.relay_once()
+        indexer.sync_chain()
+    total_s = time.perf_counter() - started
+    active = Consent.objects.filter(status=ConsentStatus.ACTIVE).count()
+    if active != count:
+        raise RuntimeError(f"only {active} of {count} grants became active")
+    return {"count": count, "accepted_per_s": count / accepted_s, "relayed_per_s": count / total_s, "seconds": total_s}
+
+
+def _fill_consents(total: int, doctors: list[str]) -> list[tuple[str, str, str]]:
+    """`total` synthetic active consent rows (as the indexer would write them); returns probe triples."""
+    probes: list[tuple[str, str, str]] = []
+    batch: list[Consent] = []
+    rng = random.Random(7)
+    for index in range(total):
+        patient = Web3.to_checksum_address("0x" + rng.randbytes(20).hex())
+        grantee = doctors[index % len(doctors)]
+        category = CATEGORIES[index % len(CATEGORIES)]
+        scope = "chart" if index % 3 == 0 else f"category:{category}"
+        batch.append(
+            Consent(
+                consent_key="0x" + rng.randbytes(32).hex(), patient_address=patient, grantee_address=grantee,
+                scope=scope, scope_hash=scope_hash_hex(scope), purpose=index % 2, version=0,
+                status=ConsentStatus.ACTIVE, granted_block=1 + index // 100,
+            )
+        )
+        if index % max(1, total // 4000) == 0:
+            probes.append((patient, grantee, category))
+        if len(batch) == 20_000:
+            Consent.objects.bulk_create(batch)
+            batch.clear()
+    Consent.objects.bulk_create(batch)
+    return probes
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure_checks(total: int, doctors: list[str], *, probes_wanted: int = 2000) -> dict[str, Any]:
+    fill_started = time.perf_counter()
+    probes = _fill_consents(total, doctors)
+    fill_s = time.perf_counter() - fill_started
+    samples = []
+    allowed = 0
+    for patient, grantee, category in (probes * 4)[:probes_wanted]:
+        t0 = time.perf_counter()
+        decision = consent_selectors.is_allowed(
+            patient_address=patient, grantee_address=grantee, purpose=0, category=category
+        )
+        samples.append((time.perf_counter() - t0) * 1000)
+        allowed += decision.allowed
+    registry = client.contract("ConsentRegistry")
+    chart, calls = bytes.fromhex(scope_hash_hex("chart")[2:]), []
+    for patient, grantee, category in probes[:500]:
+        category_hash = bytes.fromhex(scope_hash_hex(f"category:{category}")[2:])
+        t0 = time.perf_counter()
+        registry.functions.isAllowed(patient, grantee, b"\0" * 32, category_hash, 0).call()
+        calls.append((time.perf_counter() - t0) * 1000)
+    del chart
+    return {
+        "consents": Consent.objects.count(),
+        "fill_s": fill_s,
+        "check_p50_ms": statistics.median(samples),
+        "check_p99_ms": _percentile(samples, 0.99),
+        "checks_allowed": allowed,
+        "checks": len(samples),
+        "eth_call_p50_ms": statistics.median(calls),
+        "eth_call_p99_ms": _percentile(calls, 0.99),
+    }
+
+
+def run_benchmark(*, quick: bool, say: Say) -> dict[str, Any]:
+    grants = 500 if quick else 2000
+    consents = 100_000 if quick else 1_000_000
+    with throwaway_database():
+        # First, on its own chain and rolled back: a second anvil shares chain id 31337 with ours.
+        say("indexer ...")
+        indexed = benchmark_indexer(5_000 if quick else 20_000)
+        figures = _consent_figures(grants=grants, consents=consents, say=say)
+    return figures | {"indexer_events_per_s": indexed["events_per_s"]}
+
+
+def _consent_figures(*, grants: int, consents: int, say: Say) -> dict[str, Any]:
+    with throwaway_chain() as node:
+        say(f"throwaway anvil at {node.rpc_url}, database {connection.settings_dict['NAME']}")
+        doctors = _setup_directory()
+        say("measuring gas ...")
+        gas = measure_gas(client.get_web3(), {})
+        say(f"relaying {grants} signed grants ...")
+        relayed = measure_relayed_grants(grants, doctors)
+        say(f"filling {consents:,} consents and timing checks ...")
+        checks = measure_checks(consents, doctors)
+    return {
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "gas_grant_single": gas["grantBySig_single"],
+        "gas_grant_batched_per_item": gas["grantBatch_per_item"],
+        "gas_revoke_batched_per_item": gas["revokeBatch_per_item"],
+        "gas_revoke_single": gas["revokeBySig_single"],
+        "relayed_grants_per_s": round(relayed["relayed_per_s"], 1),
+        "accepted_grants_per_s": round(relayed["accepted_per_s"], 1),
+        "consents_present": checks["consents"],
+        "check_p50_ms": round(checks["check_p50_ms"], 3),
+        "check_p99_ms": round(checks["check_p99_ms"], 3),
+        "eth_call_p50_ms": round(checks["eth_call_p50_ms"], 3),
+        "check_speedup_vs_eth_call_p50": round(checks["eth_call_p50_ms"] / checks["check_p50_ms"], 1),
+    }
