@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 LEASE_S = 120
 RECEIPT_TIMEOUT_S = 30.0
 RECEIPT_POLL_S = 0.05
+RECEIPT_FIRST_POLL_S = 0.002
 GAS_HEADROOM = 1.25  # estimate * headroom + fixed margin: state may change between estimate and mining
 GAS_MARGIN = 20_000
+BATCH_BASE_GAS = 60_000  # transaction base + call overhead of a batch, above the per-item bounds
 BLOCK_GAS_SHARE = 0.8  # a batch must fit in this share of the block gas limit, else it is split
 
 
@@ -176,7 +178,7 @@ def _send_batch(kind: RelayKind, batch: list[tuple[OutboxItem, Any]], report: Re
     target = client.deployment_address(kind.contract_name)
     call = {"from": client.relayer_account().address, "to": target, "data": data}
     try:
-        gas = int(client.rpc("eth_estimateGas", [call]), 16)
+        gas = _gas_for(kind, call, len(batch))
     except client.ChainRpcError as exc:
         if not _is_revert(exc):
             # e.g. the relayer is out of funds: not the items' fault, they stay pending for the next run
@@ -209,6 +211,14 @@ def _send_batch(kind: RelayKind, batch: list[tuple[OutboxItem, Any]], report: Re
 def _is_revert(exc: client.ChainRpcError) -> bool:
     has_data = isinstance(exc.data, str) and exc.data.startswith("0x")
     return has_data or "revert" in str(exc).lower()
+
+
+def _gas_for(kind: RelayKind, call: dict[str, Any], items: int) -> int:
+    """Gas for the batch: a known per-item bound after a dry run, or the node's estimate."""
+    if kind.gas_per_item is None:
+        return int(client.rpc("eth_estimateGas", [call]), 16)
+    client.rpc("eth_call", [call, "pending"])  # raises ChainRpcError if the batch would revert
+    return BATCH_BASE_GAS + kind.gas_per_item * items
 
 
 def _split(kind: RelayKind, batch: list[tuple[OutboxItem, Any]], report: RelayReport) -> None:
@@ -298,6 +308,7 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
     waiting = {tx.tx_hash: tx for tx in in_flight.order_by("nonce")}
     first_pass = True
     deadline = time.monotonic() + timeout_s
+    poll_s = RECEIPT_FIRST_POLL_S
     while waiting:
         for tx_hash, chain_tx in list(waiting.items()):
             receipt = _receipt(tx_hash)
@@ -310,7 +321,9 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
         first_pass = False
         if not waiting or time.monotonic() > deadline:
             break
-        time.sleep(RECEIPT_POLL_S)
+        # A dev chain mines at once, a real one every few seconds: start fast, back off to the cap.
+        time.sleep(poll_s)
+        poll_s = min(RECEIPT_POLL_S, poll_s * 2)
     for chain_tx in waiting.values():
         if not _drop_if_replaced(chain_tx):
             report.waiting_txs += 1

@@ -62,6 +62,10 @@ class RelayKind:
     contract_name: str
     function_name: str
     max_batch: int = 500
+    # An upper bound of the gas one item costs, for kinds whose batch call never reverts on a bad item:
+    # the relayer then sizes the transaction from it after one eth_call dry run, instead of
+    # eth_estimateGas (a binary search that re-executes the batch ~15 times: 97 ms for 100 grants).
+    gas_per_item: int | None = None
 
     def encode_item(self, payload: Mapping[str, Any]) -> Any:
         """The item's calldata argument; raises BadItem for a payload that can never be sent."""
@@ -122,6 +126,7 @@ class _ConsentKind(RelayKind):
 class ConsentGrantKind(_ConsentKind):
     name = "consent.grant"
     function_name = "grantBatch"
+    gas_per_item = 45_000  # measured 34,475 per item in a batch of 100 (contracts/gas_report.py)
     success_event = "ConsentGranted"
     encoder = staticmethod(codec.signed_grant_args)
 
@@ -129,6 +134,7 @@ class ConsentGrantKind(_ConsentKind):
 class ConsentRevokeKind(_ConsentKind):
     name = "consent.revoke"
     function_name = "revokeBatch"
+    gas_per_item = 25_000  # measured 14,397
     success_event = "ConsentRevoked"
     encoder = staticmethod(codec.signed_revoke_args)
 
