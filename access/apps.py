@@ -1,4 +1,5 @@
 """Identities, roles, hospitals and doctors, consent and its indexed history."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

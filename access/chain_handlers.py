@@ -3,13 +3,14 @@
 Each handler gets only events it has not seen (the indexer is idempotent on tx hash + log index) and
 runs inside the indexer's transaction for that block range, so the tables move with the cursor.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-
+from access import audit_anchoring
 from access.models import Consent, ConsentStatus, Doctor, Hospital, User
 from access.scopes import resolve_scope_hash
 from contracts import indexer
@@ -25,6 +26,7 @@ def register() -> None:
     indexer.register_handler("Directory", "DoctorRegistered", on_doctor_registered)
     indexer.register_handler("Directory", "DoctorDeactivated", on_doctor_deactivated)
     indexer.register_rewind(rewind_from)
+    audit_anchoring.register_handlers()
 
 
 def _time(event: Any) -> dt.datetime:
@@ -53,7 +55,11 @@ def on_consent_granted(events: Iterable[Any]) -> None:
         for (other_key, other_version), row in rows.items():
             # A re-grant of an active key (e.g. a new expiry) supersedes the row it replaces.
             if other_key == key and other_version != version and row.status == ConsentStatus.ACTIVE:
-                row.status, row.ended_block, row.ended_at = ConsentStatus.SUPERSEDED, event.block_number, _time(event)
+                row.status, row.ended_block, row.ended_at = (
+                    ConsentStatus.SUPERSEDED,
+                    event.block_number,
+                    _time(event),
+                )
                 changed[row.pk] = row
         row = rows.get((key, version))
         if row is None:
@@ -67,7 +73,16 @@ def on_consent_granted(events: Iterable[Any]) -> None:
         row.expires_at = _expiry(args["expiresAt"])
     Consent.objects.bulk_update(
         [row for row in changed.values() if row not in created],
-        ["status", "failure_reason", "granted_block", "granted_at", "grant_tx_hash", "expires_at", "ended_block", "ended_at"],
+        [
+            "status",
+            "failure_reason",
+            "granted_block",
+            "granted_at",
+            "grant_tx_hash",
+            "expires_at",
+            "ended_block",
+            "ended_at",
+        ],
         batch_size=500,
     )
     Consent.objects.bulk_create(created, batch_size=500)
@@ -113,13 +128,17 @@ def on_consent_skipped(events: Iterable[Any]) -> None:
     """The chain refused an item of a batch: a pending grant failed, or a pending revoke did."""
     for event in events:
         args = event.args
-        key, version, reason = args["consentId"], int(args["version"]), args.get("reasonName") or args["reason"]
+        key, version, reason = (
+            args["consentId"],
+            int(args["version"]),
+            args.get("reasonName") or args["reason"],
+        )
         Consent.objects.filter(consent_key=key, version=version, status=ConsentStatus.PENDING).update(
             status=ConsentStatus.FAILED, failure_reason=reason
         )
-        Consent.objects.filter(
-            consent_key=key, revoke_version=version, status=ConsentStatus.ACTIVE
-        ).update(revoke_failure_reason=reason)
+        Consent.objects.filter(consent_key=key, revoke_version=version, status=ConsentStatus.ACTIVE).update(
+            revoke_failure_reason=reason
+        )
 
 
 def on_hospital_registered(events: Iterable[Any]) -> None:

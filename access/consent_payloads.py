@@ -5,6 +5,7 @@ rebuilt from them with *our* chain id and contract address, and the signature is
 So a payload signed for another chain, another contract or with altered types fails here, off chain,
 before anything is stored.
 """
+
 from __future__ import annotations
 
 import time
@@ -133,7 +134,9 @@ def _check_domain(submitted: dict[str, Any], canonical: dict[str, Any]) -> None:
         raise BadPayload("typed_data.domain must be an object", field="typed_data.domain")
     try:
         same_chain = int(domain.get("chainId", -1)) == int(expected["chainId"])
-        same_contract = to_checksum_address(str(domain.get("verifyingContract"))) == expected["verifyingContract"]
+        same_contract = (
+            to_checksum_address(str(domain.get("verifyingContract"))) == expected["verifyingContract"]
+        )
     except (TypeError, ValueError):
         same_chain = same_contract = False
     if not same_chain:
@@ -165,7 +168,11 @@ def _check_signature(canonical: dict[str, Any], signature: object, signer: str) 
 
 def _check_deadline(deadline: int) -> None:
     if deadline <= int(time.time()):
-        raise BadPayload("the signature's deadline has passed; request a new payload", field="typed_data.message.deadline", code="deadline_expired")
+        raise BadPayload(
+            "the signature's deadline has passed; request a new payload",
+            field="typed_data.message.deadline",
+            code="deadline_expired",
+        )
 
 
 def verify_signed_grant(typed_data: object, signature: object) -> tuple[GrantTerms, dict[str, Any]]:

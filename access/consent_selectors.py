@@ -3,6 +3,7 @@
 The check is one indexed query over the temporal consent rows; it never calls the chain, except to
 learn the timestamp of a past block when asked "as of block N" (expiry is judged by block time).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -84,9 +85,10 @@ def _candidate_rows(
     """
     placeholders = ", ".join(["%s"] * len(scopes))
     block_clause = "" if at_block is None else " AND granted_block <= %s"
+    # Only the table name and the count of placeholders are formatted in; every value is a parameter.
     sql = (
-        "SELECT id, granted_block, ended_block, status, expires_at, revoke_requested_at, revoke_failure_reason "
-        f"FROM {Consent._meta.db_table} "
+        "SELECT id, granted_block, ended_block, status, expires_at, revoke_requested_at, "  # noqa: S608
+        f"revoke_failure_reason FROM {Consent._meta.db_table} "
         "WHERE patient_address = %s AND grantee_address = %s AND purpose = %s "
         f"AND scope_hash IN ({placeholders}) AND granted_block IS NOT NULL{block_clause} "
         "ORDER BY granted_block DESC LIMIT 16"
@@ -145,7 +147,7 @@ def filter_consents(
 
 
 def may_ask_about(user: User, *, patient_address: str, grantee_address: str) -> bool:
-    """Consent checks are for the parties (patient, grantee, the grantee's hospital admin) and the consortium."""
+    """Checks are for the parties (patient, grantee, the grantee's hospital admin) and the consortium."""
     if user.role == Role.CONSORTIUM_ADMIN:
         return True
     address = (user.eth_address or "").lower()

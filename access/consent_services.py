@@ -2,6 +2,7 @@
 managed-key users. Each accepted change is one database transaction holding the consent row and its
 outbox item together; the relayer and the indexer take it from there.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,9 +47,7 @@ class Grantee:
 def resolve_grantee(address: str, *, field: str = "grantee") -> Grantee:
     """An active doctor of an active hospital, or an active hospital account, as indexed from the chain."""
     doctor = (
-        Doctor.objects.select_related("user", "hospital")
-        .filter(user__eth_address__iexact=address)
-        .first()
+        Doctor.objects.select_related("user", "hospital").filter(user__eth_address__iexact=address).first()
     )
     if doctor is not None:
         if doctor.active and doctor.hospital.active:
@@ -90,7 +89,10 @@ def _next_version(consent_key: str, *, submitted: int | None = None) -> int:
         raise Conflict("this signed grant was already submitted", code="replayed")
     rows = [row for row in rows if row.status != ConsentStatus.FAILED]
     if any(row.status == ConsentStatus.PENDING or row.revocation_pending for row in rows):
-        raise Conflict("a change to this consent is still waiting for the chain; try again when it is mined", code="change_pending")
+        raise Conflict(
+            "a change to this consent is still waiting for the chain; try again when it is mined",
+            code="change_pending",
+        )
     version = 0
     for row in rows:
         version = max(version, row.version + 1)
@@ -116,7 +118,9 @@ def prepare_grant(
     parsed = parse_scope(scope)
     check_scope_belongs_to(parsed, patient_address=patient.eth_address)
     purpose_value = parse_purpose(purpose)
-    key = consent_key_of(patient=patient.eth_address, grantee=who.address, scope=str(parsed), purpose=purpose_value)
+    key = consent_key_of(
+        patient=patient.eth_address, grantee=who.address, scope=str(parsed), purpose=purpose_value
+    )
     terms = GrantTerms(
         patient=patient.eth_address,
         grantee=who.address,
@@ -157,12 +161,15 @@ def submit_signed_grant(*, patient: User, typed_data: object, signature: object)
     check_scope_belongs_to(parsed, patient_address=patient.eth_address, field="typed_data.message.scope")
     parse_purpose(terms.purpose, field="typed_data.message.purpose")
     if terms.expires_at and terms.expires_at <= int(timezone.now().timestamp()):
-        raise BadConsentTerms("expiresAt is in the past", field="typed_data.message.expiresAt", code="bad_expiry")
+        raise BadConsentTerms(
+            "expiresAt is in the past", field="typed_data.message.expiresAt", code="bad_expiry"
+        )
     key = consent_key_of(patient=terms.patient, grantee=who.address, scope=terms.scope, purpose=terms.purpose)
     expected = _next_version(key, submitted=terms.version)
     if terms.version != expected:
         raise Conflict(
-            f"the consent changed since this payload was prepared (version {terms.version}, expected {expected})",
+            f"the consent changed since this payload was prepared "
+            f"(version {terms.version}, expected {expected})",
             code="stale_version",
         )
     grant_outbox = outbox.enqueue(
@@ -194,11 +201,15 @@ def _check_revocable(*, patient: User, consent: Consent) -> None:
     if consent.status != ConsentStatus.ACTIVE:
         raise Conflict(f"this consent is already {consent.status}", code="not_active")
     if not consent.scope:
-        raise Conflict("this consent's scope is unknown here; revoke it directly on chain", code="unknown_scope")
+        raise Conflict(
+            "this consent's scope is unknown here; revoke it directly on chain", code="unknown_scope"
+        )
 
 
 @transaction.atomic
-def submit_signed_revoke(*, patient: User, consent: Consent, typed_data: object, signature: object) -> Consent:
+def submit_signed_revoke(
+    *, patient: User, consent: Consent, typed_data: object, signature: object
+) -> Consent:
     _require_patient(patient)
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
     _check_revocable(patient=patient, consent=consent)
@@ -209,7 +220,8 @@ def submit_signed_revoke(*, patient: User, consent: Consent, typed_data: object,
     expected = _next_version(consent.consent_key)
     if terms.version != expected:
         raise Conflict(
-            f"the consent changed since this payload was prepared (version {terms.version}, expected {expected})",
+            f"the consent changed since this payload was prepared "
+            f"(version {terms.version}, expected {expected})",
             code="stale_version",
         )
     consent.revoke_version = terms.version
@@ -220,7 +232,9 @@ def submit_signed_revoke(*, patient: User, consent: Consent, typed_data: object,
         payload={"message": canonical["message"], "signature": _hex(signature)},
         idempotency_key=f"consent.revoke:{consent.consent_key}:{terms.version}",
     )
-    consent.save(update_fields=["revoke_version", "revoke_requested_at", "revoke_failure_reason", "revoke_outbox"])
+    consent.save(
+        update_fields=["revoke_version", "revoke_requested_at", "revoke_failure_reason", "revoke_outbox"]
+    )
     return consent
 
 
@@ -228,7 +242,9 @@ def grant_with_managed_key(
     *, patient: User, password: str, grantee: str, scope: str, purpose: object, expires_at: dt.datetime | None
 ) -> Consent:
     """For patients without a wallet: the server signs with their managed key, unlocked by password."""
-    payload = prepare_grant(patient=patient, grantee=grantee, scope=scope, purpose=purpose, expires_at=expires_at)
+    payload = prepare_grant(
+        patient=patient, grantee=grantee, scope=scope, purpose=purpose, expires_at=expires_at
+    )
     account = unlock_managed_key(user=patient, password=password)
     signature = account.sign_typed_data(full_message=payload).signature.hex()
     return submit_signed_grant(patient=patient, typed_data=payload, signature=signature)

@@ -4,6 +4,7 @@ The acting admin signs an EIP-712 DirectoryAction with their key (managed keys a
 password for this one request); the relayer submits it through the outbox, so admins need no ether.
 The Hospital/Doctor rows turn active only when the indexer sees the Directory event.
 """
+
 from __future__ import annotations
 
 import time
@@ -57,7 +58,11 @@ def queue_directory_action(
     signature = signer.sign_typed_data(full_message=payload).signature.hex()
     return outbox.enqueue(
         kind="directory.action",
-        payload={"message": payload["message"], "signer": signer.address, "signature": "0x" + signature.removeprefix("0x")},
+        payload={
+            "message": payload["message"],
+            "signer": signer.address,
+            "signature": "0x" + signature.removeprefix("0x"),
+        },
         idempotency_key=f"directory.action:{signer.address}:{nonce}",
     )
 
@@ -87,7 +92,10 @@ def register_doctor(*, doctor: Doctor, actor: User, password: str) -> OutboxItem
         raise Forbidden("only the admin of the doctor's hospital registers its doctors")
     signer = unlock_managed_key(user=actor, password=password)
     return queue_directory_action(
-        signer=signer, op=OP_REGISTER_DOCTOR, hospital_id=doctor.hospital.hospital_id, subject=doctor.user.eth_address
+        signer=signer,
+        op=OP_REGISTER_DOCTOR,
+        hospital_id=doctor.hospital.hospital_id,
+        subject=doctor.user.eth_address,
     )
 
 
@@ -96,5 +104,8 @@ def deactivate_doctor(*, doctor: Doctor, actor: User, password: str) -> OutboxIt
         raise Forbidden("only the admin of the doctor's hospital deactivates its doctors")
     signer = unlock_managed_key(user=actor, password=password)
     return queue_directory_action(
-        signer=signer, op=OP_DEACTIVATE_DOCTOR, hospital_id=doctor.hospital.hospital_id, subject=doctor.user.eth_address
+        signer=signer,
+        op=OP_DEACTIVATE_DOCTOR,
+        hospital_id=doctor.hospital.hospital_id,
+        subject=doctor.user.eth_address,
     )

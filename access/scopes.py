@@ -5,6 +5,7 @@ the chain only ever sees its keccak256. Record scopes are checked by a validator
 app registers (access must not import ehr), so a patient cannot sign a consent for a record that
 is not hers.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -68,7 +69,9 @@ def parse_scope(text: object, *, field: str = "scope") -> Scope:
     kind, _, value = text.partition(":")
     if kind == "category":
         if value not in CATEGORIES:
-            raise BadScope(f"unknown category {value!r}; expected one of {', '.join(CATEGORIES)}", field=field)
+            raise BadScope(
+                f"unknown category {value!r}; expected one of {', '.join(CATEGORIES)}", field=field
+            )
         return Scope("category", value)
     if kind == "record":
         try:
@@ -84,7 +87,9 @@ def check_scope_belongs_to(scope: Scope, *, patient_address: str, field: str = "
     if scope.kind != "record":
         return
     record_id = uuid.UUID(scope.value)
-    if not _record_owner_checks or not any(check(patient_address, record_id) for check in _record_owner_checks):
+    if not _record_owner_checks or not any(
+        check(patient_address, record_id) for check in _record_owner_checks
+    ):
         raise BadScope(f"record {scope.value} is not one of your records", field=field, code="unknown_record")
 
 

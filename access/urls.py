@@ -18,4 +18,5 @@ urlpatterns = [
     path("hospitals", directory_views.HospitalListView.as_view(), name="hospitals"),
     path("doctors", directory_views.DoctorListView.as_view(), name="doctors"),
     path("", include("access.api.consent_urls")),
+    path("", include("access.api.records_access_urls")),
 ]

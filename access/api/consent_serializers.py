@@ -1,4 +1,5 @@
 """Serializers of the consent API: input shapes and the consent as clients see it."""
+
 from __future__ import annotations
 
 from rest_framework import serializers
@@ -47,7 +48,9 @@ class ConsentOut(serializers.ModelSerializer):
         hospital = consent.grantee_hospital
         return {
             "kind": "doctor" if consent.grantee_user_id else "hospital",
-            "name": consent.grantee_user.display_name if consent.grantee_user else (hospital.name if hospital else None),
+            "name": consent.grantee_user.display_name
+            if consent.grantee_user
+            else (hospital.name if hospital else None),
             "hospital": hospital.slug if hospital else None,
         }
 

@@ -1,4 +1,5 @@
 """Routes of the consent API."""
+
 from __future__ import annotations
 
 from django.urls import path
@@ -10,5 +11,7 @@ urlpatterns = [
     path("consents/typed-data", consent_views.ConsentTypedDataView.as_view(), name="consent-typed-data"),
     path("consents/check", consent_views.ConsentCheckView.as_view(), name="consent-check"),
     path("consents/<uuid:consent_id>", consent_views.ConsentDetailView.as_view(), name="consent-detail"),
-    path("consents/<uuid:consent_id>/revoke", consent_views.ConsentRevokeView.as_view(), name="consent-revoke"),
+    path(
+        "consents/<uuid:consent_id>/revoke", consent_views.ConsentRevokeView.as_view(), name="consent-revoke"
+    ),
 ]

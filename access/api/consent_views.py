@@ -1,4 +1,5 @@
 """Consent API: thin views over access.consent_services (writes) and access.consent_selectors (reads)."""
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -40,7 +41,7 @@ def _visible_consent(request: Request, consent_id: str) -> Consent:
 class ConsentTypedDataView(APIView):
     @extend_schema(request=TypedDataRequest, responses={200: OpenApiResponse(description="EIP-712 payload")})
     def post(self, request: Request) -> Response:
-        """The exact EIP-712 payload (domain, types, primaryType, message) to sign with eth_signTypedData_v4."""
+        """The exact EIP-712 payload (domain, types, primaryType, message) for eth_signTypedData_v4."""
         data = TypedDataRequest(data=request.data)
         data.is_valid(raise_exception=True)
         terms = data.validated_data
@@ -118,7 +119,10 @@ class ConsentRevokeView(APIView):
         fields = data.validated_data
         if "signature" in fields:
             consent = consent_services.submit_signed_revoke(
-                patient=request.user, consent=consent, typed_data=fields["typed_data"], signature=fields["signature"]
+                patient=request.user,
+                consent=consent,
+                typed_data=fields["typed_data"],
+                signature=fields["signature"],
             )
         else:
             consent = consent_services.revoke_with_managed_key(
@@ -136,7 +140,9 @@ class ConsentCheckView(APIView):
         terms = query.validated_data
         patient = _address(terms["patient"], "patient")
         grantee = _address(terms["grantee"], "grantee")
-        if not consent_selectors.may_ask_about(request.user, patient_address=patient, grantee_address=grantee):
+        if not consent_selectors.may_ask_about(
+            request.user, patient_address=patient, grantee_address=grantee
+        ):
             raise Forbidden("only the patient, the grantee, its hospital's admin or the consortium may ask")
         decision = consent_selectors.is_allowed(
             patient_address=patient,

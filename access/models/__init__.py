@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from access.models.audit import (  # noqa: F401 - re-exported
+    AccessAction,
+    AccessLogEntry,
+    AccessOutcome,
+    AuditAnchorBatch,
+    AuditAnchorLeaf,
+    AuditBatchStatus,
+    AuditChainHead,
+)
+from access.models.breakglass import BreakGlass, ReviewStatus  # noqa: F401 - re-exported
 from access.models.consent import *  # noqa: F403
 from access.models.identity import (  # noqa: F401 - re-exported
     ApiToken,
@@ -13,3 +23,4 @@ from access.models.identity import (  # noqa: F401 - re-exported
     SiweNonce,
     User,
 )
+from access.models.requests import AccessRequest, RequestStatus  # noqa: F401 - re-exported

@@ -4,6 +4,7 @@ A row is created as `pending` when a signed grant is accepted (with its outbox i
 transaction), or directly by the indexer for a grant that reached the chain another way. The chain
 is the source of truth: only indexed events move a row to active, revoked, superseded or failed.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -98,6 +99,8 @@ class Consent(models.Model):
 
     @property
     def revocation_pending(self) -> bool:
-        return self.revoke_requested_at is not None and self.status == ConsentStatus.ACTIVE and not (
-            self.revoke_failure_reason
+        return (
+            self.revoke_requested_at is not None
+            and self.status == ConsentStatus.ACTIVE
+            and not (self.revoke_failure_reason)
         )

@@ -1,4 +1,5 @@
 """Consent API as a specification: grant, check, revoke, per role, on the real chain and database."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,19 +17,33 @@ pytestmark = pytest.mark.django_db
 
 
 def grant_with_password(p: Personas, patient, to, **terms):  # type: ignore[no-untyped-def]
-    body = {"grantee": to.eth_address, "scope": "chart", "purpose": "TREATMENT", "password": PASSWORD, **terms}
+    body = {
+        "grantee": to.eth_address,
+        "scope": "chart",
+        "purpose": "TREATMENT",
+        "password": PASSWORD,
+        **terms,
+    }
     return p.client_for(patient).post("/api/consents", body, format="json")
 
 
 def typed_data_for(p: Personas, patient, **terms):  # type: ignore[no-untyped-def]
-    body = {"action": "grant", "grantee": p.bob.eth_address, "scope": "chart", "purpose": "TREATMENT", **terms}
+    body = {
+        "action": "grant",
+        "grantee": p.bob.eth_address,
+        "scope": "chart",
+        "purpose": "TREATMENT",
+        **terms,
+    }
     response = p.client_for(patient).post("/api/consents/typed-data", body, format="json")
     assert response.status_code == 200, response.json()
     return response.json()
 
 
 def sign(payload: dict, key: bytes) -> str:
-    return "0x" + Account.sign_message(encode_typed_data(full_message=payload), key).signature.hex().removeprefix("0x")
+    return "0x" + Account.sign_message(
+        encode_typed_data(full_message=payload), key
+    ).signature.hex().removeprefix("0x")
 
 
 def alice_key(p: Personas) -> bytes:
@@ -73,8 +88,12 @@ def test_wallet_signed_grant_from_typed_data_endpoint_is_accepted(personas: Pers
     assert response.status_code == 202, response.json()
     drain_outbox()
     assert Consent.objects.get().status == "active"
-    assert check(p, p.alice, p.alice, p.bob, category="laboratory", purpose="TRAINING").json()["allowed"] is True
-    assert check(p, p.alice, p.alice, p.bob, category="laboratory").json()["allowed"] is False  # other purpose
+    assert (
+        check(p, p.alice, p.alice, p.bob, category="laboratory", purpose="TRAINING").json()["allowed"] is True
+    )
+    assert (
+        check(p, p.alice, p.alice, p.bob, category="laboratory").json()["allowed"] is False
+    )  # other purpose
 
 
 def test_revoked_consent_denies_the_next_check_and_history_still_answers(personas: Personas) -> None:
@@ -83,7 +102,9 @@ def test_revoked_consent_denies_the_next_check_and_history_still_answers(persona
     drain_outbox()
     granted_block = Consent.objects.get().granted_block
 
-    response = p.client_for(p.alice).post(f"/api/consents/{consent_id}/revoke", {"password": PASSWORD}, format="json")
+    response = p.client_for(p.alice).post(
+        f"/api/consents/{consent_id}/revoke", {"password": PASSWORD}, format="json"
+    )
     assert response.status_code == 202, response.json()
     assert response.json()["revocation_pending"] is True
     # Fail closed: the patient's signed revocation denies even before it is mined.
@@ -103,7 +124,9 @@ def test_expired_consent_is_denied_with_reason(personas: Personas) -> None:
     grant_with_password(p, p.alice, p.bob, expires_at=soon)
     drain_outbox()
     consent = Consent.objects.get()
-    Consent.objects.filter(pk=consent.pk).update(expires_at=dt.datetime.now(tz=dt.UTC) - dt.timedelta(seconds=1))
+    Consent.objects.filter(pk=consent.pk).update(
+        expires_at=dt.datetime.now(tz=dt.UTC) - dt.timedelta(seconds=1)
+    )
     verdict = check(p, p.bob, p.alice, p.bob).json()
     assert (verdict["allowed"], verdict["reason"]) == (False, "expired")
     assert p.client_for(p.alice).get("/api/consents", {"status": "expired"}).json()["count"] == 1
@@ -115,7 +138,9 @@ def test_other_users_consents_are_not_found(personas: Personas) -> None:
     drain_outbox()
     assert p.client_for(p.dave).get(f"/api/consents/{consent_id}").status_code == 404
     assert p.client_for(p.carol).get(f"/api/consents/{consent_id}").status_code == 404
-    revoke = p.client_for(p.dave).post(f"/api/consents/{consent_id}/revoke", {"password": PASSWORD}, format="json")
+    revoke = p.client_for(p.dave).post(
+        f"/api/consents/{consent_id}/revoke", {"password": PASSWORD}, format="json"
+    )
     assert revoke.status_code == 404
     assert p.client_for(p.bob).get(f"/api/consents/{consent_id}").status_code == 200  # the grantee sees it
     assert p.client_for(p.bob).get("/api/consents").json()["count"] == 1
@@ -202,7 +227,9 @@ def test_wrong_password_is_refused(personas: Personas) -> None:
 
 
 def submit(p: Personas, payload: dict, signature: str):  # type: ignore[no-untyped-def]
-    return p.client_for(p.alice).post("/api/consents", {"typed_data": payload, "signature": signature}, format="json")
+    return p.client_for(p.alice).post(
+        "/api/consents", {"typed_data": payload, "signature": signature}, format="json"
+    )
 
 
 def test_expired_deadline_is_rejected(personas: Personas) -> None:
@@ -238,7 +265,9 @@ def test_replayed_signature_is_rejected(personas: Personas) -> None:
 @pytest.mark.parametrize(
     ("member", "value"), [("chainId", 1), ("verifyingContract", "0x000000000000000000000000000000000000dEaD")]
 )
-def test_signature_for_another_chain_or_contract_is_rejected(personas: Personas, member: str, value: object) -> None:
+def test_signature_for_another_chain_or_contract_is_rejected(
+    personas: Personas, member: str, value: object
+) -> None:
     p = personas
     payload = typed_data_for(p, p.alice)
     payload["domain"][member] = value

@@ -1,4 +1,5 @@
 """`manage.py bench_consent [--quick]`: consent gas, throughput and latency; a table, then one JSON line."""
+
 from __future__ import annotations
 
 import json

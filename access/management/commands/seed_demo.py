@@ -1,4 +1,5 @@
 """`manage.py seed_demo`: the demo consortium (admin, three hospitals, doctors, patients), on chain."""
+
 from __future__ import annotations
 
 from typing import Any

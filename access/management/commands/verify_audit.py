@@ -1,0 +1,33 @@
+"""`manage.py verify_audit [--json]`: check every access-log chain, head and anchor; exit 1 on a break."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from access.audit_verify import verify_audit
+
+
+class Command(BaseCommand):
+    help = (
+        "Verify the access log: every hash chain, every head, every anchored Merkle root against the chain."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--json", action="store_true", help="Print the report as one JSON line.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = verify_audit()
+        if options["json"]:
+            body = asdict(report) | {"ok": report.ok, "entries_per_s": round(report.entries_per_s)}
+            self.stdout.write(json.dumps(body))
+        else:
+            for found in report.breaks:
+                self.stdout.write(f"BREAK {found}")
+            self.stdout.write(report.summary())
+        if not report.ok:
+            sys.exit(1)

@@ -1,0 +1,171 @@
+"""verify_audit: every chain, head and anchor is checked, and a break is named exactly (patient, seq,
+expected vs found); heads are anchored through the outbox and checked against the indexed root."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from access.audit import AccessEvent, record_accesses
+from access.audit_anchoring import (
+    Leaf,
+    anchor_audit_heads,
+    merkle_proof,
+    merkle_root,
+    sort_leaves,
+    verify_proof,
+)
+from access.audit_verify import benchmark_verify, verify_audit
+from access.demo_data import drain_outbox
+from access.models import AccessLogEntry, AuditAnchorBatch, AuditBatchStatus, AuditChainHead
+from contracts.models import ChainEvent, OutboxItem
+from tests.conftest import Personas
+
+
+def _events(patient, n: int, actor) -> list[AccessEvent]:
+    return [
+        AccessEvent(
+            patient_address=patient.eth_address,
+            actor=actor,
+            actor_address=actor.eth_address,
+            action="open",
+            purpose="TREATMENT",
+            outcome="allowed",
+            legal_basis=f"consent:x@{i}",
+            record_id=f"rec-{i}",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def logs(personas: Personas) -> Personas:
+    record_accesses(_events(personas.alice, 5, personas.bob) + _events(personas.dave, 3, personas.carol))
+    return personas
+
+
+def test_intact_log_verifies(logs: Personas) -> None:
+    report = verify_audit()
+    assert report.ok, report.breaks
+    assert (report.chains, report.entries) == (2, 8)
+
+
+def test_tampered_canonical_bytes_are_named_by_patient_and_seq(logs: Personas) -> None:
+    entry = AccessLogEntry.objects.get(patient_address=logs.alice.eth_address, seq=3)
+    AccessLogEntry.objects.filter(pk=entry.pk).update(
+        canonical=bytes(entry.canonical).replace(b"rec-2", b"rec-9")
+    )
+    report = verify_audit()
+    assert [(b.kind, b.patient, b.seq) for b in report.breaks] == [
+        ("hash_mismatch", logs.alice.eth_address, 3)
+    ]
+    assert report.breaks[0].expected == "0x" + bytes(entry.entry_hash).hex()
+    assert report.breaks[0].found != report.breaks[0].expected
+
+
+def test_deleted_middle_entry_is_named_as_missing(logs: Personas) -> None:
+    AccessLogEntry.objects.filter(patient_address=logs.dave.eth_address, seq=2).delete()
+    report = verify_audit()
+    assert [(b.kind, b.patient, b.seq) for b in report.breaks] == [
+        ("missing_entry", logs.dave.eth_address, 2)
+    ]
+
+
+def test_deleted_last_entry_is_caught_by_the_head(logs: Personas) -> None:
+    AccessLogEntry.objects.filter(patient_address=logs.dave.eth_address, seq=3).delete()
+    report = verify_audit()
+    assert [(b.kind, b.patient, b.seq) for b in report.breaks] == [
+        ("head_mismatch", logs.dave.eth_address, 3)
+    ]
+
+
+def test_merkle_proof_shows_each_head_is_included() -> None:
+    leaves = sort_leaves(Leaf(f"0x{i:040x}", i + 1, bytes([i]) * 32) for i in range(7))
+    digests = [leaf.digest() for leaf in leaves]
+    root = merkle_root(digests)
+    for index, digest in enumerate(digests):
+        assert verify_proof(digest, merkle_proof(digests, index), root)
+    assert not verify_proof(digests[0], merkle_proof(digests, 1), root)
+
+
+def test_heads_are_anchored_in_one_batch_and_verified_against_the_indexed_root(logs: Personas) -> None:
+    batch = anchor_audit_heads()
+    assert batch is not None and batch.head_count == 2
+    assert OutboxItem.objects.filter(kind="anchor.audit_root").count() == 1
+    assert anchor_audit_heads() is None  # nothing changed since
+    drain_outbox()
+    batch.refresh_from_db()
+    assert batch.status == AuditBatchStatus.ANCHORED and batch.anchored_block
+    event = ChainEvent.objects.get(contract="Anchors", event="AuditRootAnchored")
+    assert event.args["root"].lower() == batch.root
+    report = verify_audit()
+    assert report.ok, report.breaks
+    assert (report.batches_checked, report.heads_anchored) == (1, 2)
+
+
+def test_only_changed_heads_go_into_the_next_batch(logs: Personas) -> None:
+    anchor_audit_heads()
+    record_accesses(_events(logs.alice, 1, logs.bob))
+    second = anchor_audit_heads()
+    assert second is not None
+    assert list(second.leaves.values_list("patient_address", "seq")) == [(logs.alice.eth_address, 6)]
+    assert AuditChainHead.objects.get(patient_address=logs.alice.eth_address).anchored_seq == 6
+
+
+def test_rewritten_chain_is_caught_by_its_anchor(logs: Personas) -> None:
+    """Rewriting an entry AND every hash after it (and the head) passes the chain check, not the anchor."""
+    anchor_audit_heads()
+    drain_outbox()
+    entries = list(AccessLogEntry.objects.filter(patient_address=logs.dave.eth_address).order_by("seq"))
+    import hashlib
+
+    prev = bytes(entries[0].entry_hash)
+    for entry in entries[1:]:
+        canonical = bytes(entry.canonical).replace(b"consent:x", b"consent:y")
+        prev = hashlib.sha256(prev + canonical).digest()
+        AccessLogEntry.objects.filter(pk=entry.pk).update(canonical=canonical, entry_hash=prev)
+    AuditChainHead.objects.filter(patient_address=logs.dave.eth_address).update(head_hash=prev)
+    report = verify_audit()
+    assert [(b.kind, b.patient, b.seq) for b in report.breaks] == [
+        ("leaf_mismatch", logs.dave.eth_address, 3)
+    ]
+
+
+def test_batch_root_differing_from_the_chain_is_reported(logs: Personas) -> None:
+    batch = anchor_audit_heads()
+    drain_outbox()
+    AuditAnchorBatch.objects.filter(pk=batch.pk).update(root="0x" + "11" * 32)
+    kinds = {b.kind for b in verify_audit().breaks}
+    assert kinds == {"root_mismatch", "anchor_root_mismatch"}
+
+
+def test_verify_audit_command_exits_nonzero_and_names_the_break(logs: Personas) -> None:
+    AccessLogEntry.objects.filter(patient_address=logs.alice.eth_address, seq=4).delete()
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_audit", stdout=out)
+    assert exit_info.value.code == 1
+    assert f"missing_entry at patient {logs.alice.eth_address} seq 4" in out.getvalue()
+
+
+def test_verify_audit_command_prints_a_json_report(logs: Personas) -> None:
+    out = io.StringIO()
+    call_command("verify_audit", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["ok"] is True and report["entries"] == 8 and report["breaks"] == []
+
+
+def test_anchor_audit_command_queues_and_drains(logs: Personas) -> None:
+    out = io.StringIO()
+    call_command("anchor_audit", "--wait", stdout=out)
+    assert "2 heads" in out.getvalue()
+    assert AuditAnchorBatch.objects.get().status == AuditBatchStatus.ANCHORED
+
+
+def test_benchmark_leaves_no_rows_behind(logs: Personas) -> None:
+    figures = benchmark_verify(2_000, patients=50)
+    assert figures["ok"] and figures["entries"] == 2_008
+    assert AccessLogEntry.objects.count() == 8
