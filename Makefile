@@ -29,6 +29,7 @@ test: setup
 
 bench: setup
 	$(PY) manage.py bench_consent --quick
+	$(PY) manage.py bench_records --quick
 
 lint: setup
 	$(VENV)/bin/ruff check .

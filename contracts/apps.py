@@ -1,4 +1,5 @@
 """The on-chain layer: contracts, the JSON-RPC client, the outbox + relayer and the event indexer."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

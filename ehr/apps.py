@@ -1,9 +1,36 @@
 """Health records: FHIR handling, envelope encryption, IPFS-compatible storage, the record API."""
+
 from __future__ import annotations
 
+import uuid
+
 from django.apps import AppConfig
+
+
+def _record_belongs_to(patient_address: str, record_id: uuid.UUID) -> bool:
+    """access.scopes asks this before a patient may sign a consent for one record."""
+    from ehr.models import Record
+
+    return Record.objects.filter(pk=record_id, patient_address__iexact=patient_address).exists()
+
+
+def _record_category(record_id: uuid.UUID) -> str | None:
+    """access.access_requests asks this to tell whether a record lies within a requested category."""
+    from ehr.models import Record
+
+    return Record.objects.filter(pk=record_id).values_list("category", flat=True).first()
 
 
 class EhrConfig(AppConfig):
     name = "ehr"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # access and contracts must not import ehr, so ehr plugs itself in here.
+        from access.access_requests import register_record_category_lookup
+        from access.scopes import register_record_owner_check
+        from ehr import anchor_handlers
+
+        register_record_owner_check(_record_belongs_to)
+        register_record_category_lookup(_record_category)
+        anchor_handlers.register()

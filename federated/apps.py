@@ -1,4 +1,5 @@
 """Federated training over consented records (next issue); empty for now."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig

@@ -1,4 +1,5 @@
 """The Celery application; tasks live in each app's tasks.py and stay thin (they call services)."""
+
 from __future__ import annotations
 
 import os

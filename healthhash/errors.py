@@ -3,6 +3,7 @@
 Services raise `DomainError` subclasses defined next to them; DRF's own exceptions (parse errors,
 validation, auth) are mapped to the same shape here, in one exception handler.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -85,5 +86,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         response.data = error_body(code if code != "invalid" else "invalid", message, field)
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        response.data = error_body(exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, detail)
+        response.data = error_body(
+            exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, detail
+        )
     return response

@@ -3,6 +3,7 @@
 Production supplies every secret through the environment; this module is only the default when a
 variable is unset, so a fresh clone runs with no manual step and still has no secret in the repo.
 """
+
 from __future__ import annotations
 
 import base64

@@ -4,6 +4,7 @@ Every variable has a default that runs the embedded stack (SQLite, the project's
 IPFS-compatible block store, a server-less Celery broker). `HEALTHHASH_ENV=production` switches on the
 hardening that `manage.py check --deploy` asks for.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -130,9 +131,7 @@ CONSENT_SIGNATURE_TTL_S = env.int("CONSENT_SIGNATURE_TTL_S", default=3600)
 
 # --- keys ----------------------------------------------------------------------------------------
 # "kid:base64(32 bytes),..." ; the first key id is the active one. Outside the database by design.
-KEY_ENCRYPTION_KEYS = env.str("HEALTHHASH_KEK", default="") or local_secrets.key_encryption_keys(
-    SECRETS_DIR
-)
+KEY_ENCRYPTION_KEYS = env.str("HEALTHHASH_KEK", default="") or local_secrets.key_encryption_keys(SECRETS_DIR)
 
 # --- Sign-In with Ethereum ---------------------------------------------------------------------
 SIWE_DOMAIN = env.str("SIWE_DOMAIN", default="127.0.0.1:8000")
@@ -163,8 +162,18 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
-    "sync-chain": {"task": "contracts.tasks.sync_chain", "schedule": env.float("SYNC_CHAIN_EVERY_S", default=2.0)},
-    "relay-outbox": {"task": "contracts.tasks.relay_outbox", "schedule": env.float("RELAY_EVERY_S", default=2.0)},
+    "sync-chain": {
+        "task": "contracts.tasks.sync_chain",
+        "schedule": env.float("SYNC_CHAIN_EVERY_S", default=2.0),
+    },
+    "relay-outbox": {
+        "task": "contracts.tasks.relay_outbox",
+        "schedule": env.float("RELAY_EVERY_S", default=2.0),
+    },
+    "anchor-audit-heads": {
+        "task": "access.tasks.anchor_audit_heads",
+        "schedule": env.float("AUDIT_ANCHOR_EVERY_S", default=60.0),
+    },
 }
 
 LOGGING = {

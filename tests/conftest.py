@@ -8,6 +8,7 @@ The chain outlives each test but the database does not, so the Directory is regi
 once per session (fixed anvil keys) and each test mirrors it into its own rows; patients get fresh
 keys per test, so consents written by one test never show up in another.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -19,11 +20,11 @@ from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
 from access import identity_services
-from healthhash.celery import app as celery_app
 from access.models import Doctor, Hospital, Role, User
 from contracts import client
 from contracts.models import Deployment, IndexerCursor
-from tests.fixtures.chain import DeployedContracts
+from healthhash.celery import app as celery_app
+from tests.fixtures.chain import DeployedContracts, transact
 
 pytest_plugins = ["tests.fixtures.chain"]
 
@@ -77,21 +78,35 @@ def chain(deployed_contracts: DeployedContracts, settings) -> Iterator[DeployedC
     settings.CHAIN_CONFIRMATIONS = 0
     client.reset_caches()
     client.fund_relayer()
+    # deploy_contracts gives the relayer ANCHOR_ROLE; this test's fresh relayer gets it the same way.
+    anchors = deployed_contracts.anchors
+    transact(
+        anchors.functions.grantRole(anchors.functions.ANCHOR_ROLE().call(), client.relayer_account().address),
+        deployed_contracts.accounts.relayer.address,
+    )
     chain_id = deployed_contracts.chain_id
     for name, contract in deployed_contracts.contracts.items():
         Deployment.objects.update_or_create(
-            chain_id=chain_id, name=name, defaults={"address": contract.address, "tx_hash": "", "block_number": 0}
+            chain_id=chain_id,
+            name=name,
+            defaults={"address": contract.address, "tx_hash": "", "block_number": 0},
         )
     head = deployed_contracts.w3.eth.get_block("latest")
     IndexerCursor.objects.update_or_create(
-        chain_id=chain_id, defaults={"last_block": head["number"], "last_block_hash": "0x" + head["hash"].hex().removeprefix("0x")}
+        chain_id=chain_id,
+        defaults={
+            "last_block": head["number"],
+            "last_block_hash": "0x" + head["hash"].hex().removeprefix("0x"),
+        },
     )
     yield deployed_contracts
     client.reset_caches()
 
 
 def _user_with_key(username: str, role: str, private_key: bytes | None = None) -> User:
-    user = identity_services.register_user(username=username, password=PASSWORD, role=role, with_managed_key=False)
+    user = identity_services.register_user(
+        username=username, password=PASSWORD, role=role, with_managed_key=False
+    )
     from access.keys import create_managed_key
 
     create_managed_key(user=user, private_key=private_key)
@@ -102,7 +117,9 @@ def _user_with_key(username: str, role: str, private_key: bytes | None = None) -
 def _hospital(slug: str, name: str, admin: User, account_key: bytes) -> Hospital:
     from access.keys import create_hospital_key
 
-    hospital = Hospital(slug=slug, name=name, hospital_id=identity_services.hospital_id_for(slug), admin=admin)
+    hospital = Hospital(
+        slug=slug, name=name, hospital_id=identity_services.hospital_id_for(slug), admin=admin
+    )
     create_hospital_key(hospital=hospital, private_key=account_key)
     admin.hospital = hospital
     admin.save(update_fields=["hospital"])
@@ -148,4 +165,5 @@ def api() -> APIClient:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"database: {django_settings.DATABASES['default']['ENGINE']}; broker: {django_settings.CELERY_BROKER_URL}"
+    engine = django_settings.DATABASES["default"]["ENGINE"]
+    return f"database: {engine}; broker: {django_settings.CELERY_BROKER_URL}"

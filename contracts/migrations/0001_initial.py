@@ -5,120 +5,197 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='IndexerCursor',
+            name="IndexerCursor",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain_id', models.BigIntegerField(unique=True)),
-                ('last_block', models.BigIntegerField()),
-                ('last_block_hash', models.CharField(blank=True, max_length=66)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chain_id", models.BigIntegerField(unique=True)),
+                ("last_block", models.BigIntegerField()),
+                ("last_block_hash", models.CharField(blank=True, max_length=66)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='RelayerState',
+            name="RelayerState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('lease_owner', models.CharField(blank=True, max_length=64)),
-                ('lease_until', models.DateTimeField(blank=True, null=True)),
-                ('next_nonce', models.BigIntegerField(default=0)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("lease_owner", models.CharField(blank=True, max_length=64)),
+                ("lease_until", models.DateTimeField(blank=True, null=True)),
+                ("next_nonce", models.BigIntegerField(default=0)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ChainEvent',
+            name="ChainEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain_id', models.BigIntegerField()),
-                ('contract', models.CharField(max_length=64)),
-                ('address', models.CharField(max_length=42)),
-                ('event', models.CharField(max_length=64)),
-                ('args', models.JSONField()),
-                ('block_number', models.BigIntegerField()),
-                ('block_hash', models.CharField(max_length=66)),
-                ('block_time', models.DateTimeField(blank=True, null=True)),
-                ('tx_hash', models.CharField(max_length=66)),
-                ('log_index', models.IntegerField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chain_id", models.BigIntegerField()),
+                ("contract", models.CharField(max_length=64)),
+                ("address", models.CharField(max_length=42)),
+                ("event", models.CharField(max_length=64)),
+                ("args", models.JSONField()),
+                ("block_number", models.BigIntegerField()),
+                ("block_hash", models.CharField(max_length=66)),
+                ("block_time", models.DateTimeField(blank=True, null=True)),
+                ("tx_hash", models.CharField(max_length=66)),
+                ("log_index", models.IntegerField()),
             ],
             options={
-                'indexes': [models.Index(fields=['chain_id', 'block_number', 'log_index'], name='chain_event_block_idx'), models.Index(fields=['contract', 'event'], name='chain_event_name_idx')],
-                'constraints': [models.UniqueConstraint(fields=('tx_hash', 'log_index'), name='chain_event_unique')],
+                "indexes": [
+                    models.Index(
+                        fields=["chain_id", "block_number", "log_index"], name="chain_event_block_idx"
+                    ),
+                    models.Index(fields=["contract", "event"], name="chain_event_name_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("tx_hash", "log_index"), name="chain_event_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ChainTx',
+            name="ChainTx",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain_id', models.BigIntegerField()),
-                ('sender', models.CharField(max_length=42)),
-                ('nonce', models.BigIntegerField()),
-                ('kind', models.CharField(max_length=40)),
-                ('tx_hash', models.CharField(max_length=66, unique=True)),
-                ('raw_tx', models.BinaryField()),
-                ('status', models.CharField(choices=[('signed', 'Signed'), ('confirmed', 'Confirmed'), ('failed', 'Failed'), ('dropped', 'Dropped')], default='signed', max_length=12)),
-                ('block_number', models.BigIntegerField(blank=True, null=True)),
-                ('gas_used', models.BigIntegerField(blank=True, null=True)),
-                ('error_detail', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chain_id", models.BigIntegerField()),
+                ("sender", models.CharField(max_length=42)),
+                ("nonce", models.BigIntegerField()),
+                ("kind", models.CharField(max_length=40)),
+                ("tx_hash", models.CharField(max_length=66, unique=True)),
+                ("raw_tx", models.BinaryField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("signed", "Signed"),
+                            ("confirmed", "Confirmed"),
+                            ("failed", "Failed"),
+                            ("dropped", "Dropped"),
+                        ],
+                        default="signed",
+                        max_length=12,
+                    ),
+                ),
+                ("block_number", models.BigIntegerField(blank=True, null=True)),
+                ("gas_used", models.BigIntegerField(blank=True, null=True)),
+                ("error_detail", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'nonce'], name='chaintx_status_idx')],
+                "indexes": [models.Index(fields=["status", "nonce"], name="chaintx_status_idx")],
             },
         ),
         migrations.CreateModel(
-            name='Deployment',
+            name="Deployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain_id', models.BigIntegerField()),
-                ('name', models.CharField(max_length=64)),
-                ('address', models.CharField(max_length=42)),
-                ('tx_hash', models.CharField(max_length=66)),
-                ('block_number', models.BigIntegerField()),
-                ('source_hash', models.CharField(max_length=66)),
-                ('deployed_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chain_id", models.BigIntegerField()),
+                ("name", models.CharField(max_length=64)),
+                ("address", models.CharField(max_length=42)),
+                ("tx_hash", models.CharField(max_length=66)),
+                ("block_number", models.BigIntegerField()),
+                ("source_hash", models.CharField(max_length=66)),
+                ("deployed_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('chain_id', 'name'), name='deployment_one_per_chain')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("chain_id", "name"), name="deployment_one_per_chain")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='IndexedBlock',
+            name="IndexedBlock",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chain_id', models.BigIntegerField()),
-                ('number', models.BigIntegerField()),
-                ('hash', models.CharField(max_length=66)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("chain_id", models.BigIntegerField()),
+                ("number", models.BigIntegerField()),
+                ("hash", models.CharField(max_length=66)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('chain_id', 'number'), name='indexed_block_unique')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("chain_id", "number"), name="indexed_block_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='OutboxItem',
+            name="OutboxItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=40)),
-                ('payload', models.JSONField()),
-                ('idempotency_key', models.CharField(max_length=200, unique=True)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('confirmed', 'Confirmed'), ('failed', 'Failed')], default='pending', max_length=12)),
-                ('error_code', models.CharField(blank=True, max_length=64)),
-                ('error_detail', models.TextField(blank=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('confirmed_block', models.BigIntegerField(blank=True, null=True)),
-                ('chain_tx', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='items', to='contracts.chaintx')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=40)),
+                ("payload", models.JSONField()),
+                ("idempotency_key", models.CharField(max_length=200, unique=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("sent", "Sent"),
+                            ("confirmed", "Confirmed"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=12,
+                    ),
+                ),
+                ("error_code", models.CharField(blank=True, max_length=64)),
+                ("error_detail", models.TextField(blank=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("confirmed_block", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "chain_tx",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="items",
+                        to="contracts.chaintx",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['status', 'created_at'], name='outbox_status_idx')],
+                "indexes": [models.Index(fields=["status", "created_at"], name="outbox_status_idx")],
             },
         ),
     ]

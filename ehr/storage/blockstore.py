@@ -28,7 +28,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ehr.storage.base import AddResult, BlockCorrupted, NotFound, ObjectStat
@@ -83,47 +83,68 @@ class LocalBlockStore:
 
     def add(self, data: bytes, *, cid_version: int | None = None) -> AddResult:
         """Store and pin `data` under the CID Kubo's `ipfs add` would give it."""
+        return self.add_many([data], cid_version=cid_version)[0]
+
+    def add_many(self, datas: Sequence[bytes], *, cid_version: int | None = None) -> list[AddResult]:
+        """Store and pin several files at once: one pack, one index transaction, one fsync.
+
+        For bulk imports, where a pack file and an fsync per small record would cost more than
+        hashing it. All or nothing: if anything fails, none of them is pinned.
+        """
         version = self.cid_version if cid_version is None else cid_version
         reused: dict[bytes, Block] = {}
         written: list[_Location] = []
-        seen: set[bytes] = set()
-        count, writer = 0, None
+        written_digests: set[bytes] = set()
+        roots: list[tuple[str, int, set[bytes]]] = []
+        results: list[AddResult] = []
+        writer = None
         with self._connect() as db:
             try:
-                for block in iter_blocks(data, cid_version=version):
-                    count += 1
-                    digest = block.cid.digest
-                    if digest in seen:
-                        continue
-                    seen.add(digest)
-                    if db.execute("SELECT 1 FROM blocks WHERE digest = ?", (digest,)).fetchone():
-                        reused[digest] = block
-                        continue
-                    if writer is None:
-                        writer = self._new_pack(len(data))
-                    written.append((digest, self._relative(writer.path), writer.append(block), block.size))
+                for data in datas:
+                    seen: set[bytes] = set()
+                    count = 0
+                    for block in iter_blocks(data, cid_version=version):
+                        count += 1
+                        digest = block.cid.digest
+                        if digest in seen:
+                            continue
+                        seen.add(digest)
+                        if digest in written_digests or digest in reused:
+                            continue
+                        if db.execute("SELECT 1 FROM blocks WHERE digest = ?", (digest,)).fetchone():
+                            reused[digest] = block
+                            continue
+                        if writer is None:
+                            writer = self._new_pack(sum(len(d) for d in datas))
+                        offset = writer.append(block)
+                        written.append((digest, self._relative(writer.path), offset, block.size))
+                        written_digests.add(digest)
+                    roots.append((str(block.cid), len(data), seen))
+                    results.append(AddResult(cid=str(block.cid), size=len(data), blocks=count))
             except BaseException:
                 if writer is not None:
                     writer.abort()
                 raise
-        root = str(block.cid)
         self._finish_pack(writer)
         try:
-            self._index_added(root, len(data), written, reused, seen)
+            self._index_added(roots, written, reused)
         except BaseException:
             if writer is not None:
                 writer.path.unlink(missing_ok=True)
             raise
-        return AddResult(cid=root, size=len(data), blocks=count)
+        return results
 
     def _index_added(
-        self, root: str, size: int, written: list[_Location], reused: dict[bytes, Block], seen: set[bytes]
+        self,
+        roots: list[tuple[str, int, set[bytes]]],
+        written: list[_Location],
+        reused: dict[bytes, Block],
     ) -> None:
         with self._transaction() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO pins (cid, size, count) VALUES (?, ?, 1) "
                 "ON CONFLICT (cid) DO UPDATE SET count = count + 1",
-                (root, size),
+                [(root, size) for root, size, _seen in roots],
             )
             db.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?)", written)
             # A removal that committed since our lookup may have dropped a block we reused; under
@@ -132,7 +153,10 @@ class LocalBlockStore:
             lost = [b for d, b in reused.items() if db.execute(present, (d,)).fetchone() is None]
             if lost:
                 db.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?)", self._write_pack(lost))
-            db.executemany("INSERT OR IGNORE INTO refs VALUES (?, ?)", [(root, d) for d in seen])
+            db.executemany(
+                "INSERT OR IGNORE INTO refs VALUES (?, ?)",
+                [(root, d) for root, _size, seen in roots for d in seen],
+            )
 
     def cat(self, cid: str) -> bytes:
         """The file's bytes; every block is verified (BlockCorrupted), a missing root is NotFound."""

@@ -1,0 +1,77 @@
+"""A patient's whole chart as one FHIR collection Bundle: every record, decrypted and verified the way
+`open_record` does for the owner, plus their consents as FHIR Consent resources; one "export" entry in
+the access log."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from access import audit
+from access.models import Consent, Purpose, User
+from ehr import fhir
+from ehr.models import Record
+from ehr.record_selectors import records_visible_to
+from ehr.records import AccessDecision, read_verified
+
+_OWNER = AccessDecision(True, "owner", "OWNER", "owner")
+# HealthHash consent states that FHIR's Consent.status has no word for.
+_CONSENT_STATUS = {"superseded": "inactive", "failed": "rejected"}
+
+
+def export_chart(*, patient: User) -> dict[str, Any]:
+    """The chart Bundle. Files travel inline (attachment.data) so the export stands on its own."""
+    records = list(records_visible_to(patient).filter(patient=patient).order_by("created_at"))
+    audit.record_access(
+        audit.AccessEvent(
+            patient_address=patient.eth_address,
+            actor=patient,
+            actor_address=patient.eth_address or "",
+            action="export",
+            purpose="OWNER",
+            outcome="allowed",
+            legal_basis="owner",
+            detail={"records": len(records)},
+        )
+    )
+    resources = [_resource(record, patient) for record in records]
+    _dedupe_ids(resources, records)
+    resources.extend(
+        _consent(consent) for consent in Consent.objects.filter(patient=patient).order_by("created_at")
+    )
+    return fhir.chart_bundle(resources)
+
+
+def _resource(record: Record, patient: User) -> dict[str, Any]:
+    content = read_verified(record, actor=patient, decision=_OWNER)
+    resource = dict(content.resource)
+    if content.file_bytes is not None:
+        attachment = dict(resource["content"][0]["attachment"])
+        attachment["data"] = base64.b64encode(content.file_bytes).decode("ascii")
+        attachment.pop("url", None)
+        resource["content"] = [{**resource["content"][0], "attachment": attachment}]
+    return resource
+
+
+def _dedupe_ids(resources: list[dict[str, Any]], records: list[Record]) -> None:
+    """Two imports of the same source carry the same ids; later copies take their record id instead."""
+    seen: set[tuple[str, str]] = set()
+    for resource, record in zip(resources, records, strict=True):
+        key = (resource.get("resourceType", ""), str(resource.get("id")))
+        if key in seen:
+            resource["id"] = str(record.id)
+        seen.add((resource.get("resourceType", ""), str(resource.get("id"))))
+
+
+def _consent(consent: Consent) -> dict[str, Any]:
+    status = consent.effective_status
+    return fhir.consent_resource(
+        patient_ref=consent.patient_address,
+        grantee_ref=consent.grantee_address,
+        # A chain-only grant of an unknown record scope is known by its hash alone.
+        scope=consent.scope or f"scope-hash:{consent.scope_hash}",
+        purpose=Purpose(consent.purpose).label,
+        status=_CONSENT_STATUS.get(status, status),
+        period_end=consent.expires_at.isoformat() if consent.expires_at else None,
+        consent_id=str(consent.id),
+    )
