@@ -3,6 +3,7 @@
 Runs on a throwaway anvil and a throwaway database (Django's test-database machinery), so it never
 touches the demo's chain or rows. Every ratio is against a baseline measured in the same run.
 """
+
 from __future__ import annotations
 
 import random
@@ -36,6 +37,8 @@ from healthhash.celery import app as celery_app
 
 Say = Callable[[str], None]
 N_DOCTORS = 2
+BENCH_PASSWORD = secrets.token_urlsafe(16)  # throwaway users in a throwaway database
+UNUSABLE_PASSWORD = "!"  # Django's marker for "no password" (wallet users)  # noqa: S105
 
 
 @contextmanager
@@ -80,10 +83,12 @@ def _setup_directory() -> list[str]:
     consortium, admin_key, account_key, doctor_keys = keys[0], keys[1], keys[2], keys[3:]
     deploy_contracts(consortium_admin=consortium.address, say=lambda _: None)
     admin = identity_services.register_user(
-        username="bench-admin", password="bench-pass-1234", role=Role.HOSPITAL_ADMIN, with_managed_key=False
+        username="bench-admin", password=BENCH_PASSWORD, role=Role.HOSPITAL_ADMIN, with_managed_key=False
     )
     create_managed_key(user=admin, private_key=admin_key.key)
-    hospital = Hospital(slug="bench", name="Bench", hospital_id=identity_services.hospital_id_for("bench"), admin=admin)
+    hospital = Hospital(
+        slug="bench", name="Bench", hospital_id=identity_services.hospital_id_for("bench"), admin=admin
+    )
     create_hospital_key(hospital=hospital, private_key=account_key.key)
     directory = client.contract("Directory")
     w3 = client.get_web3()
@@ -93,7 +98,10 @@ def _setup_directory() -> list[str]:
     w3.eth.wait_for_transaction_receipt(tx.transact({"from": consortium.address}))
     for key in doctor_keys:
         user = identity_services.register_user(
-            username=f"bench-dr-{key.address[-6:]}", password="bench-pass-1234", role=Role.DOCTOR, with_managed_key=False
+            username=f"bench-dr-{key.address[-6:]}",
+            password=BENCH_PASSWORD,
+            role=Role.DOCTOR,
+            with_managed_key=False,
         )
         create_managed_key(user=user, private_key=key.key)
         Doctor.objects.create(user=user, hospital=hospital)
@@ -106,7 +114,13 @@ def _setup_directory() -> list[str]:
 def _patients(count: int) -> list[tuple[User, Any]]:
     accounts = [Account.create() for _ in range(count)]
     users = User.objects.bulk_create(
-        User(username=f"bench-p{i}", role=Role.PATIENT, eth_address=a.address, key_kind="wallet", password="!")
+        User(
+            username=f"bench-p{i}",
+            role=Role.PATIENT,
+            eth_address=a.address,
+            key_kind="wallet",
+            password=UNUSABLE_PASSWORD,
+        )
         for i, a in enumerate(accounts)
     )
     return list(zip(User.objects.filter(pk__in=[u.pk for u in users]).order_by("pk"), accounts, strict=True))
@@ -119,8 +133,14 @@ def measure_relayed_grants(count: int, doctors: list[str]) -> dict[str, Any]:
     signed = []
     for index, (user, account) in enumerate(_patients(count)):
         payload = grant_typed_data(
-            chain_id=client.chain_id(), verifying_contract=registry.address, patient=account.address,
-            grantee=doctors[index % len(doctors)], scope="chart", purpose=0, expires_at=0, version=0,
+            chain_id=client.chain_id(),
+            verifying_contract=registry.address,
+            patient=account.address,
+            grantee=doctors[index % len(doctors)],
+            scope="chart",
+            purpose=0,
+            expires_at=0,
+            version=0,
             deadline=deadline,
         )
         signed.append((user, payload, "0x" + account.sign_typed_data(full_message=payload).signature.hex()))
@@ -135,7 +155,12 @@ def measure_relayed_grants(count: int, doctors: list[str]) -> dict[str, Any]:
     active = Consent.objects.filter(status=ConsentStatus.ACTIVE).count()
     if active != count:
         raise RuntimeError(f"only {active} of {count} grants became active")
-    return {"count": count, "accepted_per_s": count / accepted_s, "relayed_per_s": count / total_s, "seconds": total_s}
+    return {
+        "count": count,
+        "accepted_per_s": count / accepted_s,
+        "relayed_per_s": count / total_s,
+        "seconds": total_s,
+    }
 
 
 def _fill_consents(total: int, doctors: list[str]) -> list[tuple[str, str, str]]:
@@ -150,9 +175,15 @@ def _fill_consents(total: int, doctors: list[str]) -> list[tuple[str, str, str]]
         scope = "chart" if index % 3 == 0 else f"category:{category}"
         batch.append(
             Consent(
-                consent_key="0x" + rng.randbytes(32).hex(), patient_address=patient, grantee_address=grantee,
-                scope=scope, scope_hash=scope_hash_hex(scope), purpose=index % 2, version=0,
-                status=ConsentStatus.ACTIVE, granted_block=1 + index // 100,
+                consent_key="0x" + rng.randbytes(32).hex(),
+                patient_address=patient,
+                grantee_address=grantee,
+                scope=scope,
+                scope_hash=scope_hash_hex(scope),
+                purpose=index % 2,
+                version=0,
+                status=ConsentStatus.ACTIVE,
+                granted_block=1 + index // 100,
             )
         )
         if index % max(1, total // 4000) == 0:

@@ -3,6 +3,7 @@
 Idempotent: running it again finds the existing users and registers only what the chain lacks.
 The demo password is generated once into var/secrets (never committed) and printed for the logins.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from access import directory_services, identity_services
+from access.keys import create_managed_key
 from access.models import Doctor, Hospital, Role, User
 from contracts import indexer, relayer
 from contracts.models import OutboxItem
@@ -69,6 +71,25 @@ def create_people(password: str) -> DemoWorld:
     return world
 
 
+def create_table_patients(count: int) -> list[User]:
+    """Patients for the demo data set's rows ("wdbc-0001"...): managed keys, no password (no login).
+
+    Skipping password hashing keeps this at a few ms a patient; they exist to own charts.
+    """
+    existing = {u.username: u for u in User.objects.filter(username__startswith="wdbc-")}
+    patients = []
+    for index in range(1, count + 1):
+        username = f"wdbc-{index:04d}"
+        user = existing.get(username)
+        if user is None:
+            user = User(username=username, role=Role.PATIENT)
+            user.set_unusable_password()
+            user.save()
+            create_managed_key(user=user)
+        patients.append(user)
+    return patients
+
+
 def register_on_chain(world: DemoWorld) -> None:
     """Queue the Directory actions the chain lacks, then drive them through relayer and indexer."""
     for hospital in world.hospitals:
@@ -80,7 +101,9 @@ def register_on_chain(world: DemoWorld) -> None:
     for doctor in world.doctors:
         doctor.refresh_from_db()
         if not doctor.active and not _queued(doctor.hospital.hospital_id, doctor.user.eth_address):
-            directory_services.register_doctor(doctor=doctor, actor=doctor.hospital.admin, password=world.password)
+            directory_services.register_doctor(
+                doctor=doctor, actor=doctor.hospital.admin, password=world.password
+            )
     drain_outbox()
 
 
@@ -93,11 +116,11 @@ def _queued(hospital_id: str, subject: str) -> bool:
     ).exists()
 
 
-def drain_outbox(*, timeout_s: float = 60.0) -> None:
+def drain_outbox(*, timeout_s: float = 300.0, batch: int = 500) -> None:
     """Relay and index until nothing waits for the chain (the demo runs them inline)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        relayer.relay_once()
+        relayer.relay_once(max_items=batch)
         indexer.sync_chain()
         waiting = OutboxItem.objects.filter(status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT])
         if not waiting.exists():

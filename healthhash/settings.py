@@ -182,6 +182,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # kombu warns on every publish to the host-less filesystem:// broker URL; nothing is wrong.
+    "loggers": {"kombu.connection": {"level": "ERROR"}},
 }
 
 if PRODUCTION:
