@@ -71,6 +71,8 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'healthhash.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The test database is a file too (not :memory:), so a real Celery worker process can share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     # WAL + a busy timeout let the relayer, the indexer and the web process share the file.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
