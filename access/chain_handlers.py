@@ -71,21 +71,32 @@ def on_consent_granted(events: Iterable[Any]) -> None:
         row.status, row.failure_reason = ConsentStatus.ACTIVE, ""
         row.granted_block, row.granted_at, row.grant_tx_hash = event.block_number, _time(event), event.tx_hash
         row.expires_at = _expiry(args["expiresAt"])
-    Consent.objects.bulk_update(
-        [row for row in changed.values() if row not in created],
-        [
-            "status",
-            "failure_reason",
-            "granted_block",
-            "granted_at",
-            "grant_tx_hash",
-            "expires_at",
-            "ended_block",
-            "ended_at",
-        ],
-        batch_size=500,
-    )
+    _update_grouped([row for row in changed.values() if row not in created])
     Consent.objects.bulk_create(created, batch_size=500)
+
+
+_MINED_FIELDS = (
+    "status",
+    "failure_reason",
+    "granted_block",
+    "granted_at",
+    "grant_tx_hash",
+    "expires_at",
+    "ended_block",
+    "ended_at",
+)
+
+
+def _update_grouped(rows: list[Consent]) -> None:
+    """One UPDATE per distinct set of new values: rows mined by one receipt share block, time and tx.
+
+    (Django's bulk_update writes a CASE WHEN per row and field; it cost 0.2 s per 100-grant receipt.)
+    """
+    groups: dict[tuple, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(tuple(getattr(row, name) for name in _MINED_FIELDS), []).append(row.pk)
+    for values, ids in groups.items():
+        Consent.objects.filter(pk__in=ids).update(**dict(zip(_MINED_FIELDS, values, strict=True)))
 
 
 def _chain_only_consent(event: Any) -> Consent:

@@ -61,8 +61,8 @@ def new_deadline() -> int:
     return int(time.time()) + settings.CONSENT_SIGNATURE_TTL_S
 
 
-def grant_payload(terms: GrantTerms) -> dict[str, Any]:
-    chain_id, contract = registry_domain()
+def grant_payload(terms: GrantTerms, *, domain: tuple[int, str] | None = None) -> dict[str, Any]:
+    chain_id, contract = domain or registry_domain()
     return grant_typed_data(
         chain_id=chain_id,
         verifying_contract=contract,
@@ -175,8 +175,13 @@ def _check_deadline(deadline: int) -> None:
         )
 
 
-def verify_signed_grant(typed_data: object, signature: object) -> tuple[GrantTerms, dict[str, Any]]:
-    """Parse and verify a signed Grant; returns its terms and the canonical payload."""
+def verify_signed_grant(
+    typed_data: object, signature: object, *, domain: tuple[int, str] | None = None
+) -> tuple[GrantTerms, dict[str, Any]]:
+    """Parse and verify a signed Grant; returns its terms and the canonical payload.
+
+    `domain` (chain id, registry address) may be passed by a caller verifying many at once.
+    """
     message = _check_envelope(typed_data, "Grant")
     terms = GrantTerms(
         patient=_field(message, "patient", "address"),
@@ -187,7 +192,7 @@ def verify_signed_grant(typed_data: object, signature: object) -> tuple[GrantTer
         version=_field(message, "version", "uint"),
         deadline=_field(message, "deadline", "uint"),
     )
-    canonical = grant_payload(terms)
+    canonical = grant_payload(terms, domain=domain)
     _check_domain(typed_data, canonical)  # type: ignore[arg-type]
     _check_deadline(terms.deadline)
     _check_signature(canonical, signature, terms.patient)

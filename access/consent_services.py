@@ -17,6 +17,7 @@ from access.consent_payloads import (
     RevokeTerms,
     grant_payload,
     new_deadline,
+    registry_domain,
     revoke_payload,
     verify_signed_grant,
     verify_signed_revoke,
@@ -73,18 +74,17 @@ def consent_key_of(*, patient: str, grantee: str, scope: str, purpose: int) -> s
     return "0x" + chain_consent_id(patient, grantee, bytes.fromhex(scope_hash_hex(scope)[2:]), purpose).hex()
 
 
-def _require_patient(user: User) -> None:
+def require_patient(user: User) -> None:
     if user.role != Role.PATIENT or not user.eth_address:
         raise Forbidden("only patients give or revoke consent")
 
 
-def _next_version(consent_key: str, *, submitted: int | None = None) -> int:
-    """The version the chain expects next for this consent key, from the indexed rows (one query).
+def _expected_version(rows: list[Consent], *, submitted: int | None = None) -> int:
+    """The version the chain expects next for a consent key, given its indexed rows.
 
     Refuses while an earlier change is still on its way to the chain (its version would collide), and
     refuses a `submitted` version that was already used (a replayed signature).
     """
-    rows = list(Consent.objects.filter(consent_key=consent_key))
     if submitted is not None and any(row.version == submitted for row in rows):
         raise Conflict("this signed grant was already submitted", code="replayed")
     rows = [row for row in rows if row.status != ConsentStatus.FAILED]
@@ -101,6 +101,20 @@ def _next_version(consent_key: str, *, submitted: int | None = None) -> int:
     return version
 
 
+def _next_version(consent_key: str) -> int:
+    return _expected_version(list(Consent.objects.filter(consent_key=consent_key)))
+
+
+def _require_version(checked: CheckedGrant, rows: list[Consent]) -> None:
+    expected = _expected_version(rows, submitted=checked.terms.version)
+    if checked.terms.version != expected:
+        raise Conflict(
+            "the consent changed since this payload was prepared "
+            f"(version {checked.terms.version}, expected {expected})",
+            code="stale_version",
+        )
+
+
 def _expiry_seconds(expires_at: dt.datetime | None) -> int:
     if expires_at is None:
         return 0
@@ -113,7 +127,7 @@ def prepare_grant(
     *, patient: User, grantee: str, scope: str, purpose: object, expires_at: dt.datetime | None
 ) -> dict[str, Any]:
     """The EIP-712 Grant a wallet signs with eth_signTypedData_v4, checked as if it were submitted."""
-    _require_patient(patient)
+    require_patient(patient)
     who = resolve_grantee(grantee)
     parsed = parse_scope(scope)
     check_scope_belongs_to(parsed, patient_address=patient.eth_address)
@@ -134,7 +148,7 @@ def prepare_grant(
 
 
 def prepare_revoke(*, patient: User, consent: Consent) -> dict[str, Any]:
-    _require_patient(patient)
+    require_patient(patient)
     _check_revocable(patient=patient, consent=consent)
     terms = RevokeTerms(
         patient=consent.patient_address,
@@ -147,14 +161,46 @@ def prepare_revoke(*, patient: User, consent: Consent) -> dict[str, Any]:
     return revoke_payload(terms)
 
 
-@transaction.atomic
-def submit_signed_grant(*, patient: User, typed_data: object, signature: object) -> Consent:
-    """Verify a signed Grant off chain, then store it as pending with its outbox item (one transaction)."""
-    _require_patient(patient)
-    terms, canonical = verify_signed_grant(typed_data, signature)
+@dataclass(frozen=True)
+class CheckedGrant:
+    """A signed Grant that passed every check that does not depend on other pending changes."""
+
+    patient: User
+    terms: GrantTerms
+    canonical: dict[str, Any]
+    grantee: Grantee
+    key: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class SignedGrant:
+    patient: User
+    typed_data: object
+    signature: object
+
+
+def check_signed_grant(
+    *,
+    patient: User,
+    typed_data: object,
+    signature: object,
+    grantees: dict[str, Grantee] | None = None,
+    domain: tuple[int, str] | None = None,
+) -> CheckedGrant:
+    """Signature, domain, deadline, signer = the submitting patient, grantee, scope, purpose, expiry.
+
+    `grantees` and `domain` let a batch resolve each grantee and the registry address once.
+    """
+    require_patient(patient)
+    terms, canonical = verify_signed_grant(typed_data, signature, domain=domain)
     if terms.patient != patient.eth_address:
         raise Forbidden("you can only submit consents for your own chart", field="typed_data.message.patient")
-    who = resolve_grantee(terms.grantee, field="typed_data.message.grantee")
+    who = (grantees or {}).get(terms.grantee) or resolve_grantee(
+        terms.grantee, field="typed_data.message.grantee"
+    )
+    if grantees is not None:
+        grantees[terms.grantee] = who
     parsed = parse_scope(terms.scope, field="typed_data.message.scope")
     if str(parsed) != terms.scope:
         raise BadConsentTerms("scope is not in canonical form", field="typed_data.message.scope")
@@ -165,32 +211,87 @@ def submit_signed_grant(*, patient: User, typed_data: object, signature: object)
             "expiresAt is in the past", field="typed_data.message.expiresAt", code="bad_expiry"
         )
     key = consent_key_of(patient=terms.patient, grantee=who.address, scope=terms.scope, purpose=terms.purpose)
-    expected = _next_version(key, submitted=terms.version)
-    if terms.version != expected:
-        raise Conflict(
-            f"the consent changed since this payload was prepared "
-            f"(version {terms.version}, expected {expected})",
-            code="stale_version",
+    return CheckedGrant(patient, terms, canonical, who, key, _hex(signature))
+
+
+@transaction.atomic
+def submit_signed_grant(*, patient: User, typed_data: object, signature: object) -> Consent:
+    """Verify a signed Grant off chain, then store it as pending with its outbox item (one transaction)."""
+    checked = check_signed_grant(patient=patient, typed_data=typed_data, signature=signature)
+    _require_version(checked, list(Consent.objects.filter(consent_key=checked.key)))
+    return _store_pending_grants([checked])[0]
+
+
+@transaction.atomic
+def submit_signed_grants(*, grants: list[SignedGrant]) -> list[Consent | DomainError]:
+    """Many signed grants in one transaction, each checked exactly as `submit_signed_grant` checks it.
+
+    A bad item comes back as its error, in its place; the good ones are stored. Lookups are batched
+    (one query for all grantees seen, one for all consent keys), which is what makes a batch of
+    signed requests several times cheaper per item than one request each.
+    """
+    grantees: dict[str, Grantee] = {}
+    domain = registry_domain()
+    results: list[CheckedGrant | DomainError] = []
+    for grant in grants:
+        try:
+            results.append(check_signed_grant(grantees=grantees, domain=domain, **grant.__dict__))
+        except DomainError as exc:
+            results.append(exc)
+    keys = {item.key for item in results if isinstance(item, CheckedGrant)}
+    rows_by_key: dict[str, list[Consent]] = {}
+    for row in Consent.objects.filter(consent_key__in=keys):
+        rows_by_key.setdefault(row.consent_key, []).append(row)
+    accepted: list[CheckedGrant] = []
+    for index, item in enumerate(results):
+        if not isinstance(item, CheckedGrant):
+            continue
+        try:
+            _require_version(item, rows_by_key.get(item.key, []))
+        except DomainError as exc:
+            results[index] = exc
+            continue
+        accepted.append(item)
+        # A second change of the same key in this batch must wait for the first, as across requests.
+        rows_by_key.setdefault(item.key, []).append(
+            Consent(status=ConsentStatus.PENDING, version=item.terms.version)
         )
-    grant_outbox = outbox.enqueue(
-        kind="consent.grant",
-        payload={"message": canonical["message"], "signature": _hex(signature)},
-        idempotency_key=f"consent.grant:{key}:{terms.version}",
+    stored = iter(_store_pending_grants(accepted))
+    return [next(stored) if isinstance(item, CheckedGrant) else item for item in results]
+
+
+def _store_pending_grants(checked: list[CheckedGrant]) -> list[Consent]:
+    """The pending consent rows and their outbox items, in bulk, inside the caller's transaction."""
+    items = outbox.enqueue_many(
+        [
+            (
+                "consent.grant",
+                {"message": c.canonical["message"], "signature": c.signature},
+                f"consent.grant:{c.key}:{c.terms.version}",
+            )
+            for c in checked
+        ]
     )
-    return Consent.objects.create(
-        grant_outbox=grant_outbox,
-        consent_key=key,
-        patient=patient,
-        patient_address=terms.patient,
-        grantee_address=who.address,
-        grantee_user=who.user,
-        grantee_hospital=who.hospital,
-        scope=terms.scope,
-        scope_hash=scope_hash_hex(terms.scope),
-        purpose=terms.purpose,
-        expires_at=dt.datetime.fromtimestamp(terms.expires_at, tz=dt.UTC) if terms.expires_at else None,
-        version=terms.version,
-    )
+    consents = [
+        Consent(
+            grant_outbox=item,
+            consent_key=c.key,
+            patient=c.patient,
+            patient_address=c.terms.patient,
+            grantee_address=c.grantee.address,
+            grantee_user=c.grantee.user,
+            grantee_hospital=c.grantee.hospital,
+            scope=c.terms.scope,
+            scope_hash=scope_hash_hex(c.terms.scope),
+            purpose=c.terms.purpose,
+            expires_at=dt.datetime.fromtimestamp(c.terms.expires_at, tz=dt.UTC)
+            if c.terms.expires_at
+            else None,
+            version=c.terms.version,
+        )
+        for c, item in zip(checked, items, strict=True)
+    ]
+    return Consent.objects.bulk_create(consents, batch_size=500)
 
 
 def _check_revocable(*, patient: User, consent: Consent) -> None:
@@ -210,7 +311,7 @@ def _check_revocable(*, patient: User, consent: Consent) -> None:
 def submit_signed_revoke(
     *, patient: User, consent: Consent, typed_data: object, signature: object
 ) -> Consent:
-    _require_patient(patient)
+    require_patient(patient)
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
     _check_revocable(patient=patient, consent=consent)
     terms, canonical = verify_signed_revoke(typed_data, signature)

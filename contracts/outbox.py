@@ -43,6 +43,26 @@ def enqueue(*, kind: str, payload: dict[str, Any], idempotency_key: str) -> Outb
     return item
 
 
+def enqueue_many(items: list[tuple[str, dict[str, Any], str]]) -> list[OutboxItem]:
+    """Queue many fresh chain writes, given as (kind, payload, idempotency_key), in one INSERT.
+
+    For callers whose keys are new by construction (fresh record ids, versions checked under the same
+    transaction); a key that exists already fails the caller's transaction instead of returning the
+    old row. Payloads are checked exactly as `enqueue` checks them.
+    """
+    rows = []
+    for kind, payload, key in items:
+        try:
+            get_kind(kind).encode_item(payload)
+        except BadItem as exc:
+            raise BadOutboxItem(str(exc), field="payload") from exc
+        rows.append(OutboxItem(kind=kind, payload=payload, idempotency_key=key))
+    created = OutboxItem.objects.bulk_create(rows, batch_size=500)
+    if created:
+        transaction.on_commit(kick_relayer)
+    return created
+
+
 _KICK_INTERVAL_S = 0.25
 _last_kick = 0.0
 

@@ -22,8 +22,6 @@ from django.utils import timezone
 from access import audit, breakglass, consent_selectors
 from access.models import BreakGlass, Consent, Purpose, Role, User
 from contracts import outbox
-from contracts.models import OutboxItem
-from contracts.relayer_kinds import get_kind
 from ehr import fhir, keys, store
 from ehr.models import Record
 from ehr.record_content import PreparedRecord, RecordContent, invalid_fhir, prepare_fhir, prepare_file, unpack
@@ -273,20 +271,21 @@ def _insert_rows(
 ) -> list[Record]:
     now = timezone.now()
     digests = [hashlib.sha256(s.sealed_bytes).hexdigest() for s in sealed]
-    anchor_kind = get_kind(ANCHOR_KIND)
-    items = []
-    for p, digest in zip(prepared, digests, strict=True):
-        payload = {
-            "recordId": anchor_record_id(p.record_id),
-            "patient": patient.eth_address,
-            "digest": "0x" + digest,
-        }
-        anchor_kind.encode_item(payload)  # what outbox.enqueue checks; bulk-created below for speed
-        items.append(
-            OutboxItem(kind=ANCHOR_KIND, payload=payload, idempotency_key=f"{ANCHOR_KIND}:{p.record_id}")
-        )
-    # One INSERT for all items (record ids are fresh, so no idempotency key can exist yet).
-    items = OutboxItem.objects.bulk_create(items, batch_size=500)
+    # Record ids are fresh, so their idempotency keys are too: one INSERT for all anchors.
+    items = outbox.enqueue_many(
+        [
+            (
+                ANCHOR_KIND,
+                {
+                    "recordId": anchor_record_id(p.record_id),
+                    "patient": patient.eth_address,
+                    "digest": "0x" + digest,
+                },
+                f"{ANCHOR_KIND}:{p.record_id}",
+            )
+            for p, digest in zip(prepared, digests, strict=True)
+        ]
+    )
     records = [
         Record(
             id=p.record_id,
@@ -320,7 +319,6 @@ def _insert_rows(
             detail={"records": len(records), "categories": sorted({r.category for r in records})},
         )
     )
-    transaction.on_commit(outbox.kick_relayer)
     return records
 
 

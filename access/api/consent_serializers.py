@@ -138,3 +138,25 @@ class CheckOut(serializers.Serializer):
     consent_id = serializers.UUIDField(allow_null=True)
     granted_block = serializers.IntegerField(allow_null=True)
     at_block = serializers.IntegerField(allow_null=True)
+
+
+class SignedGrantIn(serializers.Serializer):
+    typed_data = serializers.DictField(help_text="The EIP-712 Grant exactly as signed.")
+    signature = serializers.CharField(help_text="0x-hex, 65 bytes (eth_signTypedData_v4).")
+
+
+class GrantBatchIn(serializers.Serializer):
+    grants = SignedGrantIn(many=True, allow_empty=False, max_length=100)
+
+
+class GrantBatchResultOut(serializers.Serializer):
+    consent = ConsentOut(allow_null=True)
+    error = serializers.DictField(
+        allow_null=True, help_text='{"error", "detail", "field"} for a refused item'
+    )
+
+
+class GrantBatchOut(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    refused = serializers.IntegerField()
+    results = GrantBatchResultOut(many=True)

@@ -8,6 +8,7 @@ from access.api import consent_views
 
 urlpatterns = [
     path("consents", consent_views.ConsentListCreateView.as_view(), name="consents"),
+    path("consents/batch", consent_views.ConsentBatchView.as_view(), name="consent-batch"),
     path("consents/typed-data", consent_views.ConsentTypedDataView.as_view(), name="consent-typed-data"),
     path("consents/check", consent_views.ConsentCheckView.as_view(), name="consent-check"),
     path("consents/<uuid:consent_id>", consent_views.ConsentDetailView.as_view(), name="consent-detail"),

@@ -17,12 +17,14 @@ from access.api.consent_serializers import (
     CheckQuery,
     ConsentListQuery,
     ConsentOut,
+    GrantBatchIn,
+    GrantBatchOut,
     GrantIn,
     RevokeIn,
     TypedDataRequest,
 )
 from access.models import Consent, Purpose
-from healthhash.errors import DomainError, Forbidden
+from healthhash.errors import DomainError, Forbidden, error_body
 
 
 def _address(value: str, field: str) -> str:
@@ -101,6 +103,30 @@ class ConsentListCreateView(ListAPIView):
                 expires_at=fields.get("expires_at"),
             )
         return Response(ConsentOut(consent).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ConsentBatchView(APIView):
+    @extend_schema(request=GrantBatchIn, responses={200: GrantBatchOut})
+    def post(self, request: Request) -> Response:
+        """Several wallet-signed grants at once (e.g. a whole care team); each item is checked as a single
+        grant would be, refused items come back with their error in place, the rest are queued (202 each)."""
+        consent_services.require_patient(request.user)
+        data = GrantBatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        results = consent_services.submit_signed_grants(
+            grants=[
+                consent_services.SignedGrant(request.user, item["typed_data"], item["signature"])
+                for item in data.validated_data["grants"]
+            ]
+        )
+        body = [
+            {"consent": None, "error": error_body(r.code, r.detail, r.field)}
+            if isinstance(r, DomainError)
+            else {"consent": ConsentOut(r).data, "error": None}
+            for r in results
+        ]
+        refused = sum(1 for r in results if isinstance(r, DomainError))
+        return Response({"accepted": len(results) - refused, "refused": refused, "results": body})
 
 
 class ConsentDetailView(APIView):

@@ -305,3 +305,47 @@ def test_unauthenticated_requests_get_the_error_shape(api) -> None:  # type: ign
     response = api.get("/api/consents")
     assert response.status_code in (401, 403)
     assert set(response.json()) == {"error", "detail", "field"}
+
+
+# --- several grants at once ---------------------------------------------------------------------
+
+
+def test_batch_queues_good_grants_and_refuses_bad_ones_in_place(personas: Personas) -> None:
+    p = personas
+    key = alice_key(p)
+    to_bob = typed_data_for(p, p.alice)
+    to_carol = typed_data_for(p, p.alice, grantee=p.carol.eth_address, scope="category:laboratory")
+    forged = typed_data_for(p, p.alice, scope="category:imaging")
+    grants = [
+        {"typed_data": to_bob, "signature": sign(to_bob, key)},
+        {"typed_data": forged, "signature": sign(forged, Account.create().key)},
+        {"typed_data": to_carol, "signature": sign(to_carol, key)},
+    ]
+    response = p.client_for(p.alice).post("/api/consents/batch", {"grants": grants}, format="json")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["accepted"], body["refused"]) == (2, 1)
+    assert body["results"][1]["error"]["error"] == "bad_signature"
+    assert body["results"][0]["consent"]["status"] == "pending"
+    drain_outbox()
+    assert sorted(Consent.objects.values_list("status", flat=True)) == ["active", "active"]
+    assert OutboxItem.objects.count() == 2
+
+
+def test_batch_refuses_the_same_signed_grant_twice(personas: Personas) -> None:
+    p = personas
+    payload = typed_data_for(p, p.alice)
+    item = {"typed_data": payload, "signature": sign(payload, alice_key(p))}
+    body = p.client_for(p.alice).post("/api/consents/batch", {"grants": [item, item]}, format="json").json()
+    assert body["accepted"] == 1
+    assert body["results"][1]["error"]["error"] == "replayed"
+
+
+def test_batch_is_for_patients_and_bounded(personas: Personas) -> None:
+    p = personas
+    assert p.client_for(p.bob).post("/api/consents/batch", {"grants": [{}]}, format="json").status_code == 403
+    payload = typed_data_for(p, p.alice)
+    many = [{"typed_data": payload, "signature": "0x" + "00" * 65}] * 101
+    response = p.client_for(p.alice).post("/api/consents/batch", {"grants": many}, format="json")
+    assert response.status_code == 400
+    assert nothing_written()

@@ -11,29 +11,21 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from access.models import Consent
 from contracts import outbox
 from healthhash.celery import app as celery_app
+from healthhash.database_url import current_database_url
 from tests.conftest import PASSWORD, Personas
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture
 def worker(personas: Personas, tmp_path: Path):  # type: ignore[no-untyped-def]
     """`celery worker` in its own process, on this test's database, chain and relayer key."""
     env = os.environ | {
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": current_database_url(),
         "ETH_RPC_URL": settings.ETH_RPC_URL,
         "RELAYER_PRIVATE_KEY": settings.RELAYER_PRIVATE_KEY,
         "HEALTHHASH_KEK": settings.KEY_ENCRYPTION_KEYS,

@@ -29,4 +29,5 @@ class Command(BaseCommand):
                 )
             if not options["follow"]:
                 return
-            time.sleep(options["interval"])
+            if not report.items_claimed:  # busy: go again at once; idle: wait a little
+                time.sleep(options["interval"])
