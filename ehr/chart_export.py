@@ -9,7 +9,7 @@ from typing import Any
 
 from access import audit
 from access.models import Consent, Purpose, User
-from ehr import fhir
+from ehr import fhir_export
 from ehr.models import Record
 from ehr.record_selectors import records_visible_to
 from ehr.records import AccessDecision, read_verified
@@ -39,7 +39,7 @@ def export_chart(*, patient: User) -> dict[str, Any]:
     resources.extend(
         _consent(consent) for consent in Consent.objects.filter(patient=patient).order_by("created_at")
     )
-    return fhir.chart_bundle(resources)
+    return fhir_export.chart_bundle(resources)
 
 
 def _resource(record: Record, patient: User) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _dedupe_ids(resources: list[dict[str, Any]], records: list[Record]) -> None:
 
 def _consent(consent: Consent) -> dict[str, Any]:
     status = consent.effective_status
-    return fhir.consent_resource(
+    return fhir_export.consent_resource(
         patient_ref=consent.patient_address,
         grantee_ref=consent.grantee_address,
         # A chain-only grant of an unknown record scope is known by its hash alone.

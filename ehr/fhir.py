@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -27,10 +25,7 @@ __all__ = [
     "FhirValidationError",
     "FileTypeError",
     "ValidatedResource",
-    "audit_event_resource",
     "category_of",
-    "chart_bundle",
-    "consent_resource",
     "document_reference_for_file",
     "reference_to",
     "sniff_content_type",
@@ -363,61 +358,6 @@ def document_reference_for_file(
 # --------------------------------------------------------------------------- export
 
 
-def chart_bundle(
-    resources: Iterable[Mapping[str, Any]], *, bundle_id: str | None = None, timestamp: str | None = None
-) -> dict[str, Any]:
-    """A validated collection Bundle of a chart for export.
-
-    Each entry gets ``fullUrl`` ``urn:uuid:<uuid5 of Type/id>`` (stable across exports), and
-    references between the exported resources are rewritten to those fullUrls, so the bundle
-    resolves on its own.
-    """
-    resources = [dict(r) for r in resources]
-    full_urls: dict[str, str] = {}
-    for resource in resources:
-        full_urls.setdefault(_local_ref(resource), _full_url(resource))
-    entries = [
-        {"fullUrl": _full_url(resource), "resource": _rewrite_refs(resource, full_urls)}
-        for resource in resources
-    ]
-    bundle = {
-        "resourceType": "Bundle",
-        "id": bundle_id or str(uuid.uuid4()),
-        "type": "collection",
-        "timestamp": timestamp or datetime.now(UTC).isoformat(timespec="seconds"),
-        "entry": entries,
-    }
-    return validate_resource(bundle).data
-
-
-_EXPORT_NAMESPACE = uuid.UUID("5b1f2a54-6d1e-4b8e-9a4c-4c1d8e3f2a10")
-
-
-def _local_ref(resource: Mapping[str, Any]) -> str:
-    return f"{resource.get('resourceType')}/{resource.get('id')}"
-
-
-def _full_url(resource: Mapping[str, Any]) -> str:
-    if resource.get("id") is None:
-        return f"urn:uuid:{uuid.uuid4()}"
-    return f"urn:uuid:{uuid.uuid5(_EXPORT_NAMESPACE, _local_ref(resource))}"
-
-
-def _rewrite_refs(value: Any, full_urls: Mapping[str, str]) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                full_urls.get(item, item)
-                if key == "reference" and isinstance(item, str)
-                else _rewrite_refs(item, full_urls)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_rewrite_refs(item, full_urls) for item in value]
-    return value
-
-
 def reference_to(ref: str) -> dict[str, Any]:
     """A FHIR Reference for ``Type/id`` / ``urn:...`` / absolute URL, or an Ethereum address by identifier."""
     if re.fullmatch(r"0x[0-9a-fA-F]{40}", ref):
@@ -426,168 +366,6 @@ def reference_to(ref: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- consent and audit export
-
-_CONSENT_STATUS = {
-    "active": "active",
-    "granted": "active",
-    "revoked": "inactive",
-    "expired": "inactive",
-    "inactive": "inactive",
-    "pending": "proposed",
-    "requested": "proposed",
-    "proposed": "proposed",
-    "rejected": "rejected",
-    "denied": "rejected",
-    "draft": "draft",
-    "entered-in-error": "entered-in-error",
-}
-_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
-# purpose -> (Consent.scope code, provision.purpose code in v3-ActReason)
-_PURPOSES = {"TREATMENT": ("treatment", "TREAT"), "TRAINING": ("research", "HRESCH")}
-
-
-def consent_resource(
-    *,
-    patient_ref: str,
-    grantee_ref: str,
-    scope: str,
-    purpose: str,
-    status: str,
-    period_end: str | None,
-    consent_id: str,
-) -> dict[str, Any]:
-    """A validated FHIR R4 Consent for export of one HealthHash consent.
-
-    ``scope`` is the on-chain scope string (``chart``, ``category:<name>``, ``record:<uuid>``);
-    it becomes ``provision.code`` (system ``urn:healthhash:scope``) and, for a record, a
-    ``provision.data`` instance reference by identifier. ``purpose`` TREATMENT or TRAINING maps
-    to Consent.scope treatment/research and provision.purpose TREAT/HRESCH. ``status`` takes
-    HealthHash words (active, revoked, expired, pending, rejected) or FHIR codes. A bytes32
-    ``consent_id`` loses its ``0x`` (FHIR ids are at most 64 characters) and is kept whole in
-    ``identifier``.
-    """
-    fhir_status = _CONSENT_STATUS.get(status.lower())
-    if fhir_status is None:
-        raise FhirValidationError("Consent.status", f"{status!r} is not a consent status")
-    scope_code, reason_code = _PURPOSES.get(purpose.upper(), (None, None))
-    if scope_code is None:
-        raise FhirValidationError("Consent.provision.purpose", f"{purpose!r} is not TREATMENT or TRAINING")
-    provision: dict[str, Any] = {
-        "type": "permit",
-        "actor": [
-            {
-                "role": _concept(
-                    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                    "IRCP",
-                    "information recipient",
-                ),
-                "reference": reference_to(grantee_ref),
-            }
-        ],
-        "purpose": [{"system": _ACT_REASON, "code": reason_code}],
-        "code": [{"coding": [{"system": "urn:healthhash:scope", "code": scope}]}],
-    }
-    if period_end is not None:
-        provision["period"] = {"end": period_end}
-    if scope.startswith("record:"):
-        record = {"identifier": {"system": "urn:healthhash:record", "value": scope.removeprefix("record:")}}
-        provision["data"] = [{"meaning": "instance", "reference": record}]
-    resource = {
-        "resourceType": "Consent",
-        "id": consent_id.removeprefix("0x") if len(consent_id) > 64 else consent_id,
-        "identifier": [{"system": "urn:healthhash:consent-id", "value": consent_id}],
-        "status": fhir_status,
-        "scope": _concept("http://terminology.hl7.org/CodeSystem/consentscope", scope_code),
-        "category": [_concept("http://loinc.org", "59284-0", "Patient Consent")],
-        "patient": reference_to(patient_ref),
-        "performer": [reference_to(patient_ref)],
-        "policyRule": _concept("http://terminology.hl7.org/CodeSystem/v3-ActCode", "OPTIN"),
-        "provision": provision,
-    }
-    return validate_resource(resource).data
-
-
-_AUDIT_ACTIONS = {"create": "C", "read": "R", "update": "U", "delete": "D", "execute": "E"}
-
-
-def audit_event_resource(
-    *,
-    event_id: str,
-    recorded: str,
-    actor_ref: str,
-    patient_ref: str,
-    action: str,
-    allowed: bool,
-    record_ref: str | None = None,
-    purpose: str | None = None,
-    reason: str | None = None,
-    break_glass: bool = False,
-) -> dict[str, Any]:
-    """A validated FHIR AuditEvent for export of one access-log entry.
-
-    ``recorded`` is an instant with time zone; ``action`` is read/create/update/delete/execute
-    (or C/R/U/D/E); a denied attempt has outcome 4 (minor failure). ``record_ref`` is a
-    ``Type/id`` reference or a bare record id (then referenced by identifier). Break-glass
-    access carries purposeOfEvent ETREAT and the v3 BTG code; ``reason`` goes to outcomeDesc.
-    """
-    action_code = _AUDIT_ACTIONS.get(action.lower(), action.upper())
-    purposes = []
-    if purpose:
-        purposes.append(_concept(_ACT_REASON, _PURPOSES.get(purpose.upper(), (None, purpose))[1]))
-    if break_glass:
-        purposes.append(_concept(_ACT_REASON, "ETREAT", "Emergency Treatment"))
-        purposes.append(
-            _concept("http://terminology.hl7.org/CodeSystem/v3-ActCode", "BTG", "break the glass")
-        )
-    entities: list[dict[str, Any]] = [
-        {
-            "what": reference_to(patient_ref),
-            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1"},
-            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"},
-        }
-    ]
-    if record_ref is not None:
-        what = (
-            reference_to(record_ref)
-            if "/" in record_ref or record_ref.startswith("0x")
-            else {"identifier": {"system": "urn:healthhash:record", "value": record_ref}}
-        )
-        entities.append(
-            {
-                "what": what,
-                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-            }
-        )
-    resource: dict[str, Any] = {
-        "resourceType": "AuditEvent",
-        "id": event_id,
-        "type": {
-            "system": "http://dicom.nema.org/resources/ontology/DCM",
-            "code": "110110",
-            "display": "Patient Record",
-        },
-        "action": action_code,
-        "recorded": recorded,
-        "outcome": "0" if allowed else "4",
-        "agent": [{"who": reference_to(actor_ref), "requestor": True}],
-        "source": {"observer": {"display": "HealthHash"}},
-        "entity": entities,
-    }
-    if purposes:
-        resource["purposeOfEvent"] = purposes
-    if reason:
-        resource["outcomeDesc"] = reason
-    return validate_resource(resource).data
-
-
-def _concept(system: str, code: str | None, display: str | None = None) -> dict[str, Any]:
-    coding: dict[str, Any] = {"system": system, "code": code}
-    if display is not None:
-        coding["display"] = display
-    return {"coding": [coding]}
-
-
-# --------------------------------------------------------------------------- pydantic errors -> FHIR paths
 
 _FIELD_RE = re.compile(r"_?[A-Za-z][A-Za-z0-9]*")
 _PRIMITIVE_HINTS = {

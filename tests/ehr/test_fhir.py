@@ -12,15 +12,13 @@ import pytest
 from ehr.fhir import (
     FhirValidationError,
     FileTypeError,
-    audit_event_resource,
     category_of,
-    chart_bundle,
-    consent_resource,
     document_reference_for_file,
     sniff_content_type,
     split_bundle,
     validate_resource,
 )
+from ehr.fhir_export import chart_bundle, consent_resource
 
 # Small hand-written resources after the official R4 examples (patient-example, observation-example-f001
 # glucose, observation-example-heart-rate, condition-example, medicationstatementexample1,
@@ -555,35 +553,3 @@ def test_consent_export_refuses_unknown_status_and_purpose() -> None:
     assert caught.value.path == "Consent.status"
     with pytest.raises(FhirValidationError):
         consent_resource(purpose="MARKETING", status="active", **arguments)
-
-
-def test_audit_event_export_records_a_break_glass_read() -> None:
-    event = audit_event_resource(
-        event_id="log-17",
-        recorded="2025-03-01T10:00:00Z",
-        actor_ref="Practitioner/d1",
-        patient_ref="Patient/example",
-        action="read",
-        allowed=True,
-        record_ref="rec-1",
-        purpose="TREATMENT",
-        reason="patient unconscious",
-        break_glass=True,
-    )
-    assert event["action"] == "R" and event["outcome"] == "0"
-    codes = {coding["code"] for concept in event["purposeOfEvent"] for coding in concept["coding"]}
-    assert codes == {"TREAT", "ETREAT", "BTG"}
-    assert event["entity"][1]["what"]["identifier"]["value"] == "rec-1"
-
-
-def test_audit_event_export_marks_a_denied_attempt_and_needs_a_time_zone() -> None:
-    arguments = dict(
-        event_id="log-18", actor_ref="Practitioner/d2", patient_ref="Patient/example", action="read"
-    )
-    assert (
-        audit_event_resource(recorded="2025-03-01T10:00:00+02:00", allowed=False, **arguments)["outcome"]
-        == "4"
-    )
-    with pytest.raises(FhirValidationError) as caught:
-        audit_event_resource(recorded="2025-03-01T10:00:00", allowed=False, **arguments)
-    assert caught.value.path == "AuditEvent.recorded"
