@@ -102,10 +102,14 @@ class GrantIn(SignedPayloadIn):
         return attrs
 
 
-class RevokeIn(SignedPayloadIn):
+class SignedOrPasswordIn(SignedPayloadIn):
+    """Either {typed_data, signature} from a wallet, or {password} for the server to sign with the
+    managed key (revoking a consent, approving an access request)."""
+
     password = serializers.CharField(required=False, write_only=True, trim_whitespace=False)
 
     def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
         if "signature" in attrs or "typed_data" in attrs:
             for name in ("typed_data", "signature"):
                 if name not in attrs:
@@ -113,6 +117,10 @@ class RevokeIn(SignedPayloadIn):
         elif not attrs.get("password"):
             raise serializers.ValidationError({"password": "send typed_data and signature, or your password"})
         return attrs
+
+
+class RevokeIn(SignedOrPasswordIn):
+    pass
 
 
 class ConsentListQuery(serializers.Serializer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from access.api.consent_serializers import ConsentOut
+from access.api.consent_serializers import ConsentOut, SignedOrPasswordIn
 from access.models import AccessRequest, Purpose, RequestStatus
 from access.scopes import CATEGORIES
 
@@ -26,21 +26,8 @@ class NarrowingIn(serializers.Serializer):
     )
 
 
-class ApproveIn(NarrowingIn):
+class ApproveIn(NarrowingIn, SignedOrPasswordIn):
     """Either {typed_data, signature} from a wallet (terms are in the signed Grant), or {password}."""
-
-    typed_data = serializers.DictField(required=False)
-    signature = serializers.CharField(required=False)
-    password = serializers.CharField(required=False, write_only=True, trim_whitespace=False)
-
-    def validate(self, attrs: dict) -> dict:
-        if "signature" in attrs or "typed_data" in attrs:
-            for name in ("typed_data", "signature"):
-                if name not in attrs:
-                    raise serializers.ValidationError({name: f"{name} is required with a signed payload"})
-        elif not attrs.get("password"):
-            raise serializers.ValidationError({"password": "send typed_data and signature, or your password"})
-        return attrs
 
 
 class DeclineIn(serializers.Serializer):

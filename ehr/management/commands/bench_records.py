@@ -3,12 +3,12 @@ then one JSON line."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
 from ehr.bench_records import run_benchmark
+from healthhash.bench_report import report_figures
 
 TARGETS = {
     "seal_vs_openssl": (">=", 0.9),
@@ -28,14 +28,4 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         figures = run_benchmark(quick=options["quick"], say=lambda line: self.stderr.write(line))
-        self.stdout.write(f"{'figure':30} {'value':>14}  target")
-        for name, value in figures.items():
-            target = TARGETS.get(name)
-            verdict = ""
-            if target is not None and isinstance(value, int | float):
-                op, bound = target
-                met = value <= bound if op == "<=" else value >= bound
-                verdict = f"{op} {bound:,}  {'ok' if met else 'MISSED'}"
-            shown = f"{value:,}" if isinstance(value, int | float) else str(value)
-            self.stdout.write(f"{name:30} {shown:>14}  {verdict}")
-        self.stdout.write(json.dumps(figures))
+        report_figures(self.stdout.write, figures, TARGETS)
