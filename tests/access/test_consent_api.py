@@ -12,6 +12,7 @@ from access.demo_data import drain_outbox
 from access.models import Consent, Doctor
 from contracts.models import OutboxItem
 from tests.conftest import PASSWORD, Personas
+from tests.ethers_wallet import ethers_sign
 
 pytestmark = pytest.mark.django_db
 
@@ -349,3 +350,14 @@ def test_batch_is_for_patients_and_bounded(personas: Personas) -> None:
     response = p.client_for(p.alice).post("/api/consents/batch", {"grants": many}, format="json")
     assert response.status_code == 400
     assert nothing_written()
+
+
+def test_payload_signed_by_ethers_like_a_browser_wallet_is_accepted(personas: Personas) -> None:
+    """The typed-data endpoint's output, signed by ethers v6 in node (eth_signTypedData_v4's shape)."""
+    p = personas
+    payload = typed_data_for(p, p.alice, scope="category:vital-signs")
+    signature = "0x" + ethers_sign(alice_key(p), payload).hex()
+    response = submit(p, payload, signature)
+    assert response.status_code == 202, response.json()
+    drain_outbox()
+    assert check(p, p.bob, p.alice, p.bob, category="vital-signs").json()["allowed"] is True

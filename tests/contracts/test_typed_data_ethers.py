@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
-from typing import Any
-
 import pytest
 from eth_account import Account
 
 from contracts.codec import directory_action_args, signed_grant_args
 from contracts.typed_data import OP_REGISTER_DOCTOR, directory_action_typed_data, grant_typed_data, scope_hash
 from tests.contracts.consent_signing import chain_now
+from tests.ethers_wallet import ethers_sign
 from tests.fixtures.chain import DeployedContracts, transact
-
-SIGNER_SCRIPT = Path(__file__).resolve().parents[1] / "js" / "sign_typed_data.mjs"
-
-
-def ethers_sign(private_key: bytes, payload: dict[str, Any]) -> bytes:
-    """Signs with ethers' Wallet.signTypedData in node (types without EIP712Domain, as wallets take them)."""
-    request = json.dumps({"privateKey": "0x" + private_key.hex(), "payload": payload})
-    proc = subprocess.run(
-        ["node", str(SIGNER_SCRIPT)], input=request, capture_output=True, text=True, timeout=60, check=True
-    )
-    return bytes.fromhex(json.loads(proc.stdout)["signature"][2:])
 
 
 @pytest.fixture
