@@ -361,3 +361,30 @@ def test_payload_signed_by_ethers_like_a_browser_wallet_is_accepted(personas: Pe
     assert response.status_code == 202, response.json()
     drain_outbox()
     assert check(p, p.bob, p.alice, p.bob, category="vital-signs").json()["allowed"] is True
+
+
+# --- faults ---------------------------------------------------------------------------------------
+
+
+def test_grant_is_queued_while_the_node_is_down_and_mined_once_it_is_back(
+    personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from contracts import client, relayer
+    from contracts.node import free_port
+
+    p = personas
+    live_url = settings.ETH_RPC_URL
+    settings.ETH_RPC_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the node is down
+    client.reset_caches()
+
+    response = grant_with_password(p, p.alice, p.bob)
+    assert response.status_code == 202, response.json()
+    assert response.json()["status"] == "pending"
+    assert relayer.relay_once().unavailable is True
+    assert OutboxItem.objects.get().status == "pending"
+
+    settings.ETH_RPC_URL = live_url
+    client.reset_caches()
+    drain_outbox()
+    assert Consent.objects.get().status == "active"
+    assert check(p, p.bob, p.alice, p.bob).json()["allowed"] is True
