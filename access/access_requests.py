@@ -21,9 +21,10 @@ from django.utils import timezone
 from access import consent_services
 from access.breakglass import patient_by_address
 from access.consent_payloads import verify_signed_grant
-from access.models import AccessRequest, Doctor, RequestStatus, Role, User
+from access.identity_selectors import active_doctor
+from access.models import AccessRequest, RequestStatus, Role, User
 from access.scopes import Scope, check_scope_belongs_to, parse_scope
-from healthhash.errors import Conflict, DomainError, Forbidden, NotFound
+from healthhash.errors import Conflict, DomainError, NotFound
 
 # record id -> its category, or None when unknown. Registered by the records app.
 RecordCategoryLookup = Callable[[uuid.UUID], str | None]
@@ -57,19 +58,6 @@ def is_narrower_or_equal(granted: Scope, asked: Scope) -> bool:
     return False
 
 
-def _active_doctor(user: User) -> Doctor:
-    doctor = (
-        Doctor.objects.select_related("hospital").filter(user=user).first()
-        if user.role == Role.DOCTOR
-        else None
-    )
-    if doctor is None or not doctor.active or not doctor.hospital.active:
-        raise Forbidden(
-            "only a doctor active at a registered hospital may ask for access", code="not_active_doctor"
-        )
-    return doctor
-
-
 @transaction.atomic
 def request_access(
     *,
@@ -80,7 +68,7 @@ def request_access(
     expires_at: dt.datetime | None,
     reason: str,
 ) -> AccessRequest:
-    profile = _active_doctor(doctor)
+    profile = active_doctor(doctor, to="ask for access")
     patient = patient_by_address(patient_address)
     parsed = parse_scope(scope)
     check_scope_belongs_to(parsed, patient_address=patient.eth_address)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from eth_utils import is_address, to_checksum_address
 
 from access.audit import AccessEvent, record_access
+from access.identity_selectors import active_doctor
 from access.models import BreakGlass, Doctor, ReviewStatus, Role, User
 from healthhash.errors import Conflict, DomainError, Forbidden, NotFound
 
@@ -22,19 +23,6 @@ MIN_REASON_CHARS = 10
 
 class BadBreakGlass(DomainError):
     code = "bad_break_glass"
-
-
-def _active_doctor(user: User) -> Doctor:
-    doctor = (
-        Doctor.objects.select_related("hospital").filter(user=user).first()
-        if user.role == Role.DOCTOR
-        else None
-    )
-    if doctor is None or not doctor.active or not doctor.hospital.active:
-        raise Forbidden(
-            "only a doctor active at a registered hospital may break the glass", code="not_active_doctor"
-        )
-    return doctor
 
 
 def patient_by_address(address: object, *, field: str = "patient") -> User:
@@ -50,7 +38,7 @@ def patient_by_address(address: object, *, field: str = "patient") -> User:
 @transaction.atomic
 def start_break_glass(*, doctor: User, patient_address: str, reason: str) -> BreakGlass:
     """Open emergency access now; the access-log entry (action break_glass) commits with it."""
-    profile = _active_doctor(doctor)
+    profile = active_doctor(doctor, to="break the glass")
     reason = (reason or "").strip()
     if len(reason) < MIN_REASON_CHARS:
         raise BadBreakGlass(

@@ -6,6 +6,7 @@ from django.db.models import Q, QuerySet
 from eth_utils import is_address, to_checksum_address
 
 from access.models import Doctor, Hospital, Role, User
+from healthhash.errors import Forbidden
 
 
 def hospitals_visible_to(user: User) -> QuerySet[Hospital]:
@@ -41,3 +42,16 @@ def user_by_address(address: str) -> User | None:
     if not isinstance(address, str) or not is_address(address):
         return None
     return User.objects.filter(eth_address=to_checksum_address(address)).select_related("hospital").first()
+
+
+def active_doctor(user: User, *, to: str) -> Doctor:
+    """`user`'s doctor row, if they are a doctor active at an active hospital; else 403 saying they
+    may not do `to` (e.g. "break the glass")."""
+    doctor = (
+        Doctor.objects.select_related("hospital").filter(user=user).first()
+        if user.role == Role.DOCTOR
+        else None
+    )
+    if doctor is None or not doctor.active or not doctor.hospital.active:
+        raise Forbidden(f"only a doctor active at a registered hospital may {to}", code="not_active_doctor")
+    return doctor
