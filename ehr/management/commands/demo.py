@@ -3,6 +3,7 @@ story, then the API on 127.0.0.1:8000 with a Celery worker (relayer, indexer, au
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -24,6 +25,10 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Ctrl-C and a plain `kill` both end the demo through the finally below: the worker and the dev
+        # chain stop with it. (A background job of a non-interactive shell starts with SIGINT ignored.)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             self._run(options)
         finally:
