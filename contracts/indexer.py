@@ -20,7 +20,7 @@ from django.db import transaction
 
 from contracts import client
 from contracts.events import DecodedLog, decode_log
-from contracts.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor
+from contracts.models import ChainEvent, ChainTx, Deployment, IndexedBlock, IndexerCursor, OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -189,9 +189,25 @@ def rewind(chain: int, fork_block: int) -> None:
             last_block=fork_block - 1,
             last_block_hash=below.hash if below and below.number == fork_block - 1 else "",
         )
+        _unsettle_orphaned_txs(chain, fork_block)
         for callback in _rewinds:
             callback(fork_block)
     log.warning("chain %s re-org: dropped %s events from block %s on", chain, deleted, fork_block)
+
+
+def _unsettle_orphaned_txs(chain: int, fork_block: int) -> None:
+    """Our transactions mined in orphaned blocks are in flight again: the relayer re-checks their
+    receipts and re-broadcasts the same signed bytes if the node lost them, so their items settle
+    (and their events are indexed) once more on the new branch."""
+    orphaned = ChainTx.objects.filter(
+        chain_id=chain,
+        status__in=[ChainTx.Status.CONFIRMED, ChainTx.Status.FAILED],
+        block_number__gte=fork_block,
+    )
+    OutboxItem.objects.filter(chain_tx__in=orphaned).update(
+        status=OutboxItem.Status.SENT, confirmed_block=None, error_code="", error_detail=""
+    )
+    orphaned.update(status=ChainTx.Status.SIGNED, block_number=None, gas_used=None)
 
 
 def _cursor(chain: int) -> IndexerCursor:
