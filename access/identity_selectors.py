@@ -44,6 +44,14 @@ def user_by_address(address: str) -> User | None:
     return User.objects.filter(eth_address=to_checksum_address(address)).select_related("hospital").first()
 
 
+def is_active_doctor(user: User) -> bool:
+    """A doctor active at an active hospital, as the chain's Directory says (indexed)."""
+    return (
+        user.role == Role.DOCTOR
+        and Doctor.objects.filter(user=user, active=True, hospital__active=True).exists()
+    )
+
+
 def active_doctor(user: User, *, to: str) -> Doctor:
     """`user`'s doctor row, if they are a doctor active at an active hospital; else 403 saying they
     may not do `to` (e.g. "break the glass")."""

@@ -9,7 +9,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from access.models import BreakGlass, Consent, Doctor, Purpose, Role, User
+from access.identity_selectors import is_active_doctor
+from access.models import BreakGlass, Consent, Purpose, Role, User
 from access.scopes import CHART
 from ehr.models import Record
 
@@ -38,25 +39,23 @@ def _doctor_visibility(user: User) -> Q:
             record_ids.append(uuid.UUID(scope.removeprefix("record:")))
         except ValueError:
             continue
-    visible = Q(chart) | Q(category) | Q(pk__in=record_ids)
-    if Doctor.objects.filter(user=user, active=True, hospital__active=True).exists():
-        glass = BreakGlass.objects.filter(
-            doctor=user,
-            patient_address=OuterRef("patient_address"),
-            ended_at__isnull=True,
-            expires_at__gt=timezone.now(),
-        )
-        visible |= Q(Exists(glass))
-    return visible
+    glass = BreakGlass.objects.filter(
+        doctor=user,
+        patient_address=OuterRef("patient_address"),
+        ended_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )
+    return Q(chart) | Q(category) | Q(pk__in=record_ids) | Q(Exists(glass))
 
 
 def records_visible_to(user: User) -> QuerySet[Record]:
     """Patients: their own records. Doctors: the records an active TREATMENT consent covers (record,
-    category or whole chart) plus the charts of patients they hold a live break-glass on. Anyone else:
+    category or whole chart) plus the charts of patients they hold a live break-glass on, while they are
+    active at an active hospital (per the chain's Directory). Anyone else:
     nothing (hospital admins and the consortium see consents and logs, not records)."""
     if user.role == Role.PATIENT:
         return Record.objects.filter(patient=user)
-    if user.role == Role.DOCTOR and user.eth_address:
+    if user.role == Role.DOCTOR and user.eth_address and is_active_doctor(user):
         return Record.objects.filter(_doctor_visibility(user))
     return Record.objects.none()
 

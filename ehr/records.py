@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from access import audit, breakglass, consent_selectors
+from access.identity_selectors import is_active_doctor
 from access.models import BreakGlass, Consent, Purpose, Role, User
 from contracts import outbox
 from ehr import fhir, keys, store
@@ -117,6 +118,11 @@ def decide_access(*, record: Record, actor: User, purpose: str = "TREATMENT") ->
         return AccessDecision(True, "owner", "OWNER", "owner")
     if actor.role != Role.DOCTOR or not actor.eth_address:
         return AccessDecision(False, "no_consent", purpose, "none", knows_patient=False)
+    if not is_active_doctor(actor):
+        # Deactivated in the Directory (or the hospital is): consents on chain no longer let them in.
+        return AccessDecision(
+            False, "not_active_doctor", purpose, "none", _knows_patient(actor, record.patient_address)
+        )
     decision = _consent_decision(
         patient_address=record.patient_address,
         actor=actor,
@@ -147,6 +153,10 @@ def authorize_write(*, actor: User, patient: User, categories: Iterable[str]) ->
     denied = AccessDecision(False, "no_consent", "TREATMENT", "none", knows_patient=False)
     if actor.role != Role.DOCTOR or not actor.eth_address:
         return denied
+    if not is_active_doctor(actor):
+        return AccessDecision(
+            False, "not_active_doctor", "TREATMENT", "none", _knows_patient(actor, patient.eth_address)
+        )
     decision = denied
     for category in sorted(set(categories)):
         decision = _consent_decision(

@@ -139,3 +139,20 @@ def test_record_owner_check_lets_a_patient_consent_to_her_own_record_only(person
             expires_at=None,
         )
     assert refused.value.code == "unknown_record"
+
+
+def test_deactivated_doctor_neither_opens_nor_lists_despite_a_consent(personas: Any, grant: Any) -> None:
+    """The Directory is the source of who practises: a doctor deactivated on chain keeps their consents
+    on chain, but the door and the lists no longer let them in."""
+    from access.models import Doctor
+    from ehr.record_selectors import records_visible_to
+
+    record = _new(personas.alice)
+    grant(personas.alice, personas.bob)
+    assert records.open_record(record_id=record.id, actor=personas.bob).decision.allowed
+    Doctor.objects.filter(user=personas.bob).update(active=False)  # as the DoctorDeactivated handler does
+    with pytest.raises(records.AccessDenied) as refused:
+        records.open_record(record_id=record.id, actor=personas.bob)
+    assert refused.value.code == "not_active_doctor"
+    assert not records_visible_to(personas.bob).exists()
+    assert AccessLogEntry.objects.filter(record_id=str(record.id), outcome="denied").exists()
