@@ -82,6 +82,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Throttle counters live here: per process by default; give every web process one shared cache in
+# production (e.g. CACHE_URL=redis://127.0.0.1:6379/1).
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 AUTH_USER_MODEL = "access.User"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -110,6 +113,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "healthhash.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Sign-in endpoints are throttled per client address against password guessing.
+    "DEFAULT_THROTTLE_RATES": {"sign_in": env.str("SIGN_IN_RATE", default="10/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "HealthHash API",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from access import identity_services
@@ -44,6 +45,7 @@ def _isolated_var(tmp_path_factory: pytest.TempPathFactory, settings) -> None:  
     and the hash function is not under test.
     """
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    cache.clear()  # sign-in throttle counters must not leak from one test into the next
     root = tmp_path_factory.mktemp("var")
     settings.IPFS_LOCAL_DIR = root / "ipfs"
     settings.DEV_CHAIN_STATE = root / "chain" / "state.json"

@@ -22,6 +22,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from access import identity_services, siwe_auth
@@ -88,6 +89,8 @@ class CsrfView(APIView):
 class LoginView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny, CsrfRequired]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "sign_in"
 
     @extend_schema(request=LoginIn, responses={200: MeSerializer, **ERRORS}, auth=[])
     def post(self, request: Request) -> Response:
@@ -135,6 +138,8 @@ class SiweNonceView(APIView):
 class SiweVerifyView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny, CsrfRequired]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "sign_in"
 
     @extend_schema(request=SiweVerifyIn, responses={200: MeSerializer, **ERRORS}, auth=[])
     def post(self, request: Request) -> Response:

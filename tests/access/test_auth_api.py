@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework.throttling import ScopedRateThrottle
 
 from access import identity_services
 from access.models import ApiToken, User
@@ -195,3 +196,16 @@ def test_schema_documents_every_identity_endpoint(api: APIClient) -> None:
         "/api/doctors",
     ]:
         assert path in text, path
+
+
+def test_password_guessing_is_throttled(
+    api: APIClient, patient: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DRF reads the rates once, at import; the test lowers the sign-in rate to 3 a minute.
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"sign_in": "3/minute"})
+    guesses = [
+        api.post("/api/auth/login", {"username": patient.username, "password": "guess"}, format="json")
+        for _ in range(4)
+    ]
+    assert [r.status_code for r in guesses] == [401, 401, 401, 429]
+    assert guesses[3].json()["error"] == "throttled"
