@@ -52,6 +52,8 @@ def throwaway_database() -> Iterator[None]:
     folder = tempfile.mkdtemp(prefix="hh-bench-")
     if db["ENGINE"].endswith("sqlite3"):
         db.setdefault("TEST", {})["NAME"] = str(Path(folder) / "bench.sqlite3")
+    else:  # not test_<name>: a test run may be using that one right now
+        db.setdefault("TEST", {})["NAME"] = f"bench_{db['NAME']}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         yield

@@ -22,7 +22,7 @@ from django.utils import timezone
 from eth_account import Account
 
 from access.bench_consent import throwaway_chain, throwaway_database
-from access.models import Consent, ConsentStatus, Purpose, Role, User
+from access.models import Consent, ConsentStatus, Doctor, Hospital, Purpose, Role, User
 from access.scopes import scope_hash_hex
 from ehr import records, storage
 from ehr.models import FHIR_JSON, Record
@@ -66,6 +66,21 @@ def _users(count: int, prefix: str, role: str) -> list[User]:
     ]
     User.objects.bulk_create(rows, batch_size=1000)
     return list(User.objects.filter(username__startswith=prefix).order_by("pk"))
+
+
+def _register_doctor(doctor: User) -> None:
+    """The doctor active at an active hospital, as the indexer writes it from the Directory's events."""
+    (admin,) = _users(1, "bench-radmin", Role.HOSPITAL_ADMIN)
+    hospital = Hospital.objects.create(
+        slug="bench-records",
+        name="Bench",
+        hospital_id="0x" + "11" * 32,
+        account_address=Account.create().address,
+        admin=admin,
+        active=True,
+        registered_block=1,
+    )
+    Doctor.objects.create(user=doctor, hospital=hospital, active=True, registered_block=1)
 
 
 def _chart_consent(patient: User, doctor: User) -> None:
@@ -150,6 +165,7 @@ def _db_figures(*, quick: bool, say: Say) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     patients = _users(200, "bench-rp", Role.PATIENT)
     (doctor,) = _users(1, "bench-rdr", Role.DOCTOR)
+    _register_doctor(doctor)
     probe_patient = patients[0]
     _chart_consent(probe_patient, doctor)
 
