@@ -24,6 +24,7 @@ keeps its dead bytes until `collect_garbage` rewrites it; packs orphaned by a cr
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import sqlite3
@@ -76,8 +77,7 @@ class LocalBlockStore:
         self._direct_io = direct_io
         self._packs = self.root / "packs"
         self._packs.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        self._initialise_index()
 
     # -- ContentStore -------------------------------------------------------------------------
 
@@ -289,9 +289,33 @@ class LocalBlockStore:
     def _relative(self, path: Path) -> str:
         return f"{path.parent.name}/{path.name}"
 
+    def _initialise_index(self) -> None:
+        """Schema and WAL mode, once per index file, under a file lock.
+
+        WAL is a property of the file, so later connections need not set it; and switching the journal
+        mode does not wait on the busy timeout: two stores opening one index at the same moment made
+        the second fail at once with "database is locked".
+        """
+        with (self.root / "index.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                for attempt in range(50):
+                    try:
+                        with self._connect() as db:
+                            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                                db.execute("PRAGMA journal_mode=WAL")
+                            db.executescript(_SCHEMA)
+                        return
+                    except sqlite3.OperationalError as exc:
+                        # Writers of other store objects may hold the file while it is being opened.
+                        if "locked" not in str(exc) or attempt == 49:
+                            raise
+                        time.sleep(0.02)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def _connect(self) -> contextlib.closing[sqlite3.Connection]:
         db = sqlite3.connect(self._index_path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'OFF'}")
         return contextlib.closing(db)
 
