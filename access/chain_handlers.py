@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from access import audit_anchoring
+from access import audit_anchoring, consent_selectors
 from access.models import Consent, ConsentStatus, Doctor, Hospital, User
 from access.scopes import resolve_scope_hash
 from contracts import indexer
@@ -185,6 +185,7 @@ def on_doctor_deactivated(events: Iterable[Any]) -> None:
 
 def rewind_from(block_number: int) -> None:
     """Undo what blocks >= block_number did: they are no longer on the canonical chain."""
+    consent_selectors.forget_block_times()
     Consent.objects.filter(ended_block__gte=block_number, status=ConsentStatus.SUPERSEDED).update(
         status=ConsentStatus.ACTIVE, ended_block=None, ended_at=None
     )

@@ -31,10 +31,20 @@ class ConsentDecision:
 _CHART_HASH = scope_hash_hex(CHART)
 
 
-@lru_cache(maxsize=4096)
 def _block_time(block_number: int) -> dt.datetime:
+    """Block time, asked of the node once per (node, block); forgotten on a re-org (see rewind_from)."""
+    return _block_time_at(client.rpc_url(), block_number)
+
+
+@lru_cache(maxsize=4096)
+def _block_time_at(rpc_url: str, block_number: int) -> dt.datetime:
     block = client.get_web3().eth.get_block(block_number)
     return dt.datetime.fromtimestamp(block["timestamp"], tz=dt.UTC)
+
+
+def forget_block_times() -> None:
+    """After a re-org the same block numbers carry other blocks (and times)."""
+    _block_time_at.cache_clear()
 
 
 def is_allowed(

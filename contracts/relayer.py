@@ -120,23 +120,6 @@ def relay_once(*, max_items: int | None = None, receipt_timeout_s: float = RECEI
     return report
 
 
-def confirm_pending(*, receipt_timeout_s: float = RECEIPT_TIMEOUT_S) -> RelayReport:
-    """Only the confirm step: re-broadcast and settle every signed transaction without a receipt."""
-    report = RelayReport()
-    owner = uuid.uuid4().hex
-    if not _acquire_lease(owner):
-        report.busy = True
-        return report
-    try:
-        _confirm(report, receipt_timeout_s)
-    except client.ChainUnavailable as exc:
-        log.warning("relayer: chain unavailable: %s", exc)
-        report.unavailable = True
-    finally:
-        _release_lease(owner)
-    return report
-
-
 # --- sending --------------------------------------------------------------------------------------
 
 

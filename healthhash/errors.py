@@ -83,10 +83,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, exceptions.ValidationError):
         field, message, code = _first_validation_error(exc.detail)
-        response.data = error_body(code if code != "invalid" else "invalid", message, field)
+        response.data = error_body(code, message, field)
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        response.data = error_body(
-            exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, detail
-        )
+        codes = exc.get_codes()
+        response.data = error_body(codes if isinstance(codes, str) else exc.default_code, detail)
     return response
