@@ -1,4 +1,5 @@
-"""Identities, roles, hospitals and doctors, consent and its indexed history."""
+"""Three contexts, a package each: identity (who is who), consent (the one consent rule) and audit (the
+access log and break-glass). Models and migrations are shared by the app."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ class AccessConfig(AppConfig):
     def ready(self) -> None:
         # Chain events reach this app through handlers it registers with the indexer
         # (contracts/ imports no app).
-        from access import chain_handlers
+        from access.audit import anchoring
+        from access.consent import chain_handlers as consent_handlers
+        from access.identity import chain_handlers as identity_handlers
 
-        chain_handlers.register()
+        identity_handlers.register()
+        consent_handlers.register()
+        anchoring.register_handlers()

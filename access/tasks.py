@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from access.audit_anchoring import anchor_audit_heads as anchor_heads
+from access.audit.anchoring import anchor_audit_heads as anchor_heads
 
 
 @shared_task(name="access.tasks.anchor_audit_heads", ignore_result=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from access.api import auth_views, directory_views
+from access.identity.api import auth_views, directory_views
 
 urlpatterns = [
     path("auth/csrf", auth_views.CsrfView.as_view(), name="auth-csrf"),
@@ -17,6 +17,6 @@ urlpatterns = [
     path("me", auth_views.MeView.as_view(), name="me"),
     path("hospitals", directory_views.HospitalListView.as_view(), name="hospitals"),
     path("doctors", directory_views.DoctorListView.as_view(), name="doctors"),
-    path("", include("access.api.consent_urls")),
-    path("", include("access.api.records_access_urls")),
+    path("", include("access.consent.api.urls")),
+    path("", include("access.audit.api.urls")),
 ]

@@ -21,7 +21,7 @@ NODE_MODULES = CONTRACTS_DIR / "node_modules"
 SOLCJS_DRIVER = CONTRACTS_DIR / "solc_standard_json.cjs"
 
 SOLC_VERSION = "0.8.37"
-# Measured with contracts/gas_report.py: viaIR saves ~1,100 gas per batched grant item and ~1,800 on a single
+# Measured with bench/gas_report.py: viaIR saves ~1,100 gas per batched grant item and ~1,800 on a single
 # grantBySig over the legacy pipeline; runs=10_000 is as cheap as 1_000_000 on the hot paths (runs=200 costs
 # ~400 more per item) while keeping deploys smaller.
 SETTINGS: dict[str, Any] = {

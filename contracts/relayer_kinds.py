@@ -126,7 +126,7 @@ class _ConsentKind(RelayKind):
 class ConsentGrantKind(_ConsentKind):
     name = "consent.grant"
     function_name = "grantBatch"
-    gas_per_item = 45_000  # measured 34,475 per item in a batch of 100 (contracts/gas_report.py)
+    gas_per_item = 45_000  # measured 34,475 per item in a batch of 100 (bench/gas_report.py)
     success_event = "ConsentGranted"
     encoder = staticmethod(codec.signed_grant_args)
 

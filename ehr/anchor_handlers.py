@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from access import audit
+from access.audit import log as audit
 from contracts import indexer
 from contracts.events import error_name
 from ehr.models import Record

@@ -8,14 +8,14 @@ from django.apps import AppConfig
 
 
 def _record_belongs_to(patient_address: str, record_id: uuid.UUID) -> bool:
-    """access.scopes asks this before a patient may sign a consent for one record."""
+    """access.consent.scopes asks this before a patient may sign a consent for one record."""
     from ehr.models import Record
 
     return Record.objects.filter(pk=record_id, patient_address__iexact=patient_address).exists()
 
 
 def _record_category(record_id: uuid.UUID) -> str | None:
-    """access.access_requests asks this to tell whether a record lies within a requested category."""
+    """access.consent.requests asks this to tell whether a record lies within a requested category."""
     from ehr.models import Record
 
     return Record.objects.filter(pk=record_id).values_list("category", flat=True).first()
@@ -27,8 +27,8 @@ class EhrConfig(AppConfig):
 
     def ready(self) -> None:
         # access and contracts must not import ehr, so ehr plugs itself in here.
-        from access.access_requests import register_record_category_lookup
-        from access.scopes import register_record_owner_check
+        from access.consent.requests import register_record_category_lookup
+        from access.consent.scopes import register_record_owner_check
         from ehr import anchor_handlers
 
         register_record_owner_check(_record_belongs_to)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from access import audit
+from access.audit import log as audit
 from access.models import Consent, Purpose, User
 from ehr import fhir_export
 from ehr.models import Record

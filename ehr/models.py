@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from access.scopes import CATEGORIES
+from access.consent.scopes import CATEGORIES
 
 FHIR_JSON = "application/fhir+json"
 

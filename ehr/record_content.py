@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import status
 
-from access.scopes import CATEGORIES
+from access.consent.scopes import CATEGORIES
 from ehr import fhir
 from ehr.models import FHIR_JSON
 from healthhash.errors import DomainError

@@ -9,14 +9,14 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from access.identity_selectors import is_active_doctor
+from access.consent.scopes import CHART
+from access.identity.selectors import is_active_doctor
 from access.models import BreakGlass, Consent, Purpose, Role, User
-from access.scopes import CHART
 from ehr.models import Record
 
 
 def active_consents(*, grantee_address: str, purpose: int) -> QuerySet[Consent]:
-    """Consents that allow right now, by the same rules as access.consent_selectors.is_allowed."""
+    """Consents that allow right now, by the same rules as access.consent.selectors.is_allowed."""
     now = timezone.now()
     return (
         Consent.objects.filter(grantee_address=grantee_address, purpose=purpose, granted_block__isnull=False)

@@ -19,8 +19,10 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from access import audit, breakglass, consent_selectors
-from access.identity_selectors import is_active_doctor
+from access.audit import breakglass
+from access.audit import log as audit
+from access.consent import selectors as consent_selectors
+from access.identity.selectors import is_active_doctor
 from access.models import BreakGlass, Consent, Purpose, Role, User
 from contracts import outbox
 from ehr import fhir, keys, store

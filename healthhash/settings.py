@@ -38,6 +38,9 @@ INSTALLED_APPS = [
     "access",
     "ehr",
     "federated",
+    # Tools on top of the product: benchmarks and the demo (nothing in the apps imports them).
+    "bench",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -101,7 +104,7 @@ STATIC_ROOT = VAR_DIR / "static"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "access.authentication.ApiTokenAuthentication",
+        "access.identity.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -20,7 +20,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from access import identity_services
+from access.identity import services as identity_services
 from access.models import Doctor, Hospital, Role, User
 from contracts import client
 from contracts.models import Deployment, IndexerCursor
@@ -109,7 +109,7 @@ def _user_with_key(username: str, role: str, private_key: bytes | None = None) -
     user = identity_services.register_user(
         username=username, password=PASSWORD, role=role, with_managed_key=False
     )
-    from access.keys import create_managed_key
+    from access.identity.keys import create_managed_key
 
     create_managed_key(user=user, private_key=private_key)
     user.refresh_from_db()
@@ -117,7 +117,7 @@ def _user_with_key(username: str, role: str, private_key: bytes | None = None) -
 
 
 def _hospital(slug: str, name: str, admin: User, account_key: bytes) -> Hospital:
-    from access.keys import create_hospital_key
+    from access.identity.keys import create_hospital_key
 
     hospital = Hospital(
         slug=slug, name=name, hospital_id=identity_services.hospital_id_for(slug), admin=admin

@@ -1,7 +1,7 @@
 """factory_boy factories for the project's rows; every test builds data through these.
 
 Factory users have the password `PASSWORD` and a wallet address (no managed key: tests that need
-one call `access.keys.create_managed_key`, which does the real sealing).
+one call `access.identity.keys.create_managed_key`, which does the real sealing).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import factory
 from eth_account import Account
 
-from access.identity_services import hospital_id_for
+from access.identity.services import hospital_id_for
 from access.models import Doctor, Hospital, KeyKind, Role, User
 
 PASSWORD = "correct horse battery staple"

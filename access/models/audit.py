@@ -1,7 +1,7 @@
 """The access log: append-only entries hash-chained per patient, the per-patient chain head, and the
 batches of heads anchored on chain as one Merkle root.
 
-An entry's `canonical` bytes are what its hash commits to (see access/audit.py for the encoding); the
+An entry's `canonical` bytes are what its hash commits to (see access/audit/log.py for the encoding); the
 other columns are copies kept for queries. Entries are never updated or deleted by the application.
 """
 

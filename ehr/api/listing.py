@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
-from access import audit
+from access.audit import log as audit
 from access.models import BreakGlass, Purpose, User
 from ehr.models import Record
 from ehr.record_selectors import active_consents

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from access.scopes import CATEGORIES
+from access.consent.scopes import CATEGORIES
 from ehr.models import Record
 
 

@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from access import consent_services
-from access.consent_selectors import is_allowed
-from access.demo_data import drain_outbox
-from access.keys import unlock_managed_key
+from access.consent import services as consent_services
+from access.consent.selectors import is_allowed
+from access.identity.keys import unlock_managed_key
 from access.models import AccessRequest, ConsentStatus, Doctor, Purpose
+from contracts.drain import drain_outbox
 from tests.conftest import PASSWORD, Personas
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
-from access.audit import GENESIS_HASH, AccessEvent, BadAccessEvent, record_access, record_accesses
+from access.audit.log import GENESIS_HASH, AccessEvent, BadAccessEvent, record_access, record_accesses
 from access.models import AccessLogEntry, AuditChainHead
 from tests.conftest import Personas
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
-from access import identity_services
+from access.identity import services as identity_services
 from access.models import ApiToken, User
 from tests.factories import PASSWORD, UserFactory
 

@@ -8,11 +8,11 @@ import datetime as dt
 
 import pytest
 
-from access.audit_anchoring import anchor_audit_heads
-from access.audit_verify import verify_audit
-from access.breakglass import live_break_glass
-from access.demo_data import drain_outbox
+from access.audit.anchoring import anchor_audit_heads
+from access.audit.breakglass import live_break_glass
+from access.audit.verify import verify_audit
 from access.models import AccessLogEntry, BreakGlass, Doctor
+from contracts.drain import drain_outbox
 from tests.conftest import Personas
 
 REASON = "Unconscious in the ER, allergy history needed"

@@ -8,8 +8,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
-from access.demo_data import drain_outbox
 from access.models import Consent, Doctor
+from contracts.drain import drain_outbox
 from contracts.models import OutboxItem
 from tests.conftest import PASSWORD, Personas
 from tests.ethers_wallet import ethers_sign
@@ -48,7 +48,7 @@ def sign(payload: dict, key: bytes) -> str:
 
 
 def alice_key(p: Personas) -> bytes:
-    from access.keys import unlock_managed_key
+    from access.identity.keys import unlock_managed_key
 
     return unlock_managed_key(user=p.alice, password=PASSWORD).key
 
@@ -281,7 +281,7 @@ def test_signature_for_another_chain_or_contract_is_rejected(
 def test_patient_cannot_submit_a_grant_for_someone_else(personas: Personas) -> None:
     p = personas
     payload = typed_data_for(p, p.dave)
-    from access.keys import unlock_managed_key
+    from access.identity.keys import unlock_managed_key
 
     dave_key = unlock_managed_key(user=p.dave, password=PASSWORD).key
     response = submit(p, payload, sign(payload, dave_key))  # submitted by alice

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from web3 import Web3
 
-from access.demo_data import drain_outbox
 from access.models import Consent
 from contracts import indexer
+from contracts.drain import drain_outbox
 from contracts.models import ChainTx, OutboxItem
 from contracts.node import start_anvil
 from tests.access.test_consent_api import check, grant_with_password

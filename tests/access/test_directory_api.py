@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from access import identity_services
-from access.identity_selectors import user_by_address
+from access.identity import services as identity_services
+from access.identity.selectors import user_by_address
 from access.models import Hospital, Role, User
 from healthhash.errors import Conflict, DomainError
 from tests.factories import (

@@ -8,8 +8,8 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from access import identity_services
-from access.keys import (
+from access.identity import services as identity_services
+from access.identity.keys import (
     BadPassword,
     ManagedKeyBroken,
     create_managed_key,

@@ -9,8 +9,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from access.audit import AccessEvent, record_accesses
-from access.audit_anchoring import (
+from access.audit.anchoring import (
     Leaf,
     anchor_audit_heads,
     merkle_proof,
@@ -18,9 +17,10 @@ from access.audit_anchoring import (
     sort_leaves,
     verify_proof,
 )
-from access.audit_verify import benchmark_verify, verify_audit
-from access.demo_data import drain_outbox
+from access.audit.log import AccessEvent, record_accesses
+from access.audit.verify import benchmark_verify, verify_audit
 from access.models import AccessLogEntry, AuditAnchorBatch, AuditBatchStatus, AuditChainHead
+from contracts.drain import drain_outbox
 from contracts.models import ChainEvent, OutboxItem
 from tests.conftest import Personas
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 
+from bench.chain import benchmark_indexer
 from contracts import indexer
-from contracts.bench_chain import benchmark_indexer
 from contracts.models import ChainEvent, IndexerCursor
 from contracts.node import start_anvil
 from tests.contracts.conftest import ZERO, World, build_world

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from access import consent_services
-from access.demo_data import drain_outbox
+from access.consent import services as consent_services
 from access.models import Consent, User
+from contracts.drain import drain_outbox
 from healthhash.sealing import new_kek_entry
 from tests.conftest import PASSWORD
 

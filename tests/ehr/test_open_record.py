@@ -11,10 +11,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from access import breakglass
-from access.demo_data import drain_outbox
+from access.audit import breakglass
 from access.models import AccessLogEntry
 from contracts import client
+from contracts.drain import drain_outbox
 from ehr import records
 from ehr.models import Record
 from ehr.storage import LocalBlockStore
@@ -125,7 +125,7 @@ def test_swapped_blob_with_matching_db_digest_fails_the_anchor_check(personas: A
 def test_record_owner_check_lets_a_patient_consent_to_her_own_record_only(personas: Any, grant: Any) -> None:
     mine, theirs = _new(personas.alice), _new(personas.dave)
     grant(personas.alice, personas.bob, f"record:{mine.id}")
-    from access import consent_services
+    from access.consent import services as consent_services
     from healthhash.errors import DomainError
     from tests.conftest import PASSWORD
 

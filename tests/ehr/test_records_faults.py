@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from access.demo_data import drain_outbox
 from contracts import client
+from contracts.drain import drain_outbox
 from contracts.models import OutboxItem
 from ehr import records, store
 from ehr.models import Record

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from access.audit_anchoring import MAX_HEADS_PER_BATCH, anchor_audit_heads
+from access.audit.anchoring import MAX_HEADS_PER_BATCH, anchor_audit_heads
 
 
 class Command(BaseCommand):
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"batch {batch.batch_id}: root {batch.root} over {batch.head_count} heads, queued")
         if options["wait"]:
-            from access.demo_data import drain_outbox
+            from contracts.drain import drain_outbox
 
             drain_outbox()
             batch.refresh_from_db()

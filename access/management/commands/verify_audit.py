@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from access.audit_verify import verify_audit
+from access.audit.verify import verify_audit
 
 
 class Command(BaseCommand):

@@ -1,1 +1,0 @@
-"""HTTP API of the access app: thin DRF views over the identity and consent services."""

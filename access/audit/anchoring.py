@@ -1,0 +1,183 @@
+"""Anchoring the access log: the chain heads changed since the last batch go into one Merkle root,
+sent through the outbox as ONE "anchor.audit_root" item; the indexed AuditRootAnchored event marks
+the batch anchored.
+
+Leaf and tree encoding (fixed; access/audit/verify.py and any outside auditor recompute it):
+    leaf  = sha256(0x00 || patient address (20 bytes) || seq (uint64 big-endian) || head hash (32 bytes))
+    node  = sha256(0x01 || left || right)
+Leaves are sorted by patient address (bytes; a batch holds one head per patient). A level with an odd
+count carries its last node up unchanged. One leaf is its own root. The 0x00/0x01 prefixes keep a
+leaf from ever being read as an inner node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from access.models import AuditAnchorBatch, AuditAnchorLeaf, AuditBatchStatus, AuditChainHead
+from contracts import indexer, outbox
+from contracts.models import OutboxItem
+
+MAX_HEADS_PER_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Leaf:
+    patient_address: str
+    seq: int
+    head_hash: bytes
+
+    def digest(self) -> bytes:
+        return leaf_hash(self.patient_address, self.seq, self.head_hash)
+
+
+def leaf_hash(patient_address: str, seq: int, head_hash: bytes) -> bytes:
+    return hashlib.sha256(
+        b"\x00" + bytes.fromhex(patient_address[2:]) + int(seq).to_bytes(8, "big") + bytes(head_hash)
+    ).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def sort_leaves(leaves: Iterable[Leaf]) -> list[Leaf]:
+    return sorted(leaves, key=lambda leaf: (bytes.fromhex(leaf.patient_address[2:]), leaf.seq))
+
+
+def merkle_root(leaf_digests: Sequence[bytes]) -> bytes:
+    if not leaf_digests:
+        raise ValueError("a Merkle root needs at least one leaf")
+    level = list(leaf_digests)
+    while len(level) > 1:
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def merkle_proof(leaf_digests: Sequence[bytes], index: int) -> list[tuple[str, bytes]]:
+    """The sibling path of leaf `index`: [("L"|"R", sibling)], for showing one head's inclusion."""
+    proof: list[tuple[str, bytes]] = []
+    level = list(leaf_digests)
+    while len(level) > 1:
+        sibling = index ^ 1
+        if sibling < len(level):
+            proof.append(("L" if sibling < index else "R", level[sibling]))
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, index = nxt, index // 2
+    return proof
+
+
+def verify_proof(leaf_digest: bytes, proof: Sequence[tuple[str, bytes]], root: bytes) -> bool:
+    current = leaf_digest
+    for side, sibling in proof:
+        current = _node(sibling, current) if side == "L" else _node(current, sibling)
+    return current == root
+
+
+@transaction.atomic
+def anchor_audit_heads(*, max_heads: int = MAX_HEADS_PER_BATCH) -> AuditAnchorBatch | None:
+    """Put the heads changed since their last batch into a new batch and queue its root; None if none changed.
+
+    Heads are locked (skip_locked) so two runs never take the same head, and a writer busy on one patient
+    simply leaves that head for the next run.
+    """
+    _release_failed_batches()
+    heads = list(
+        AuditChainHead.objects.select_for_update(skip_locked=True)
+        .filter(seq__gt=F("anchored_seq"))
+        .order_by("patient_address")[:max_heads]
+    )
+    if not heads:
+        return None
+    leaves = sort_leaves(Leaf(h.patient_address, h.seq, bytes(h.head_hash)) for h in heads)
+    root = "0x" + merkle_root([leaf.digest() for leaf in leaves]).hex()
+    batch_id = "0x" + secrets.token_hex(32)
+    batch = AuditAnchorBatch.objects.create(batch_id=batch_id, root=root, head_count=len(leaves))
+    AuditAnchorLeaf.objects.bulk_create(
+        [
+            AuditAnchorLeaf(
+                batch=batch,
+                position=i,
+                patient_address=leaf.patient_address,
+                seq=leaf.seq,
+                head_hash=leaf.head_hash,
+            )
+            for i, leaf in enumerate(leaves)
+        ],
+        batch_size=2_000,
+    )
+    for head in heads:
+        AuditChainHead.objects.filter(pk=head.pk).update(anchored_seq=head.seq)
+    batch.outbox = outbox.enqueue(
+        kind="anchor.audit_root",
+        payload={"root": root, "headCount": len(leaves), "batchId": batch_id},
+        idempotency_key=f"anchor.audit_root:{batch_id}",
+    )
+    batch.save(update_fields=["outbox"])
+    return batch
+
+
+def _release_failed_batches() -> None:
+    """A batch whose outbox item failed for good gives its heads back, so the next batch re-anchors them."""
+    failed = list(
+        AuditAnchorBatch.objects.filter(
+            status=AuditBatchStatus.QUEUED, outbox__status=OutboxItem.Status.FAILED
+        )
+    )
+    for batch in failed:
+        for patient, seq in batch.leaves.values_list("patient_address", "seq"):
+            AuditChainHead.objects.filter(patient_address=patient, anchored_seq=seq).update(
+                anchored_seq=seq - 1
+            )
+        batch.status = AuditBatchStatus.FAILED
+        batch.save(update_fields=["status"])
+
+
+def on_audit_root_anchored(events: list[Any]) -> None:
+    """Indexer handler: the batch is anchored once its event is indexed (the root is compared by verify)."""
+    for event in events:
+        AuditAnchorBatch.objects.filter(batch_id=str(event.args["batchId"]).lower()).update(
+            status=AuditBatchStatus.ANCHORED,
+            anchored_block=event.block_number,
+            anchored_tx_hash=event.tx_hash,
+            anchored_at=event.block_time or timezone.now(),
+        )
+
+
+def rewind_from(block_number: int) -> None:
+    """A re-org dropped the block that anchored a batch: it waits for the relayer's re-send again."""
+    AuditAnchorBatch.objects.filter(anchored_block__gte=block_number).update(
+        status=AuditBatchStatus.QUEUED, anchored_block=None, anchored_tx_hash="", anchored_at=None
+    )
+
+
+def register_handlers() -> None:
+    """Called from access.consent.chain_handlers.register() (AppConfig.ready)."""
+    indexer.register_handler("Anchors", "AuditRootAnchored", on_audit_root_anchored)
+    indexer.register_rewind(rewind_from)
+
+
+def anchored_seq_of(patient_address: str) -> int:
+    """The highest seq of this patient's chain covered by a root indexed from the chain (0 if none)."""
+    leaf = (
+        AuditAnchorLeaf.objects.filter(
+            patient_address=patient_address, batch__status=AuditBatchStatus.ANCHORED
+        )
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    return int(leaf or 0)

@@ -1,0 +1,1 @@
+"""HTTP API of the access log and break-glass."""

@@ -1,0 +1,189 @@
+"""Consent API: thin views over access.consent.services (writes) and access.consent.selectors (reads)."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from eth_utils import is_address, to_checksum_address
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from access.consent import selectors as consent_selectors
+from access.consent import services as consent_services
+from access.consent.api.serializers import (
+    CheckOut,
+    CheckQuery,
+    ConsentListQuery,
+    ConsentOut,
+    GrantBatchIn,
+    GrantBatchOut,
+    GrantIn,
+    RevokeIn,
+    TypedDataRequest,
+)
+from access.models import Consent, Purpose
+from healthhash.errors import DomainError, Forbidden, error_body
+
+
+def _address(value: str, field: str) -> str:
+    if not is_address(value):
+        raise DomainError(f"{field} must be an Ethereum address", field=field)
+    return to_checksum_address(value)
+
+
+def _visible_consent(request: Request, consent_id: str) -> Consent:
+    queryset = consent_selectors.consents_visible_to(request.user).select_related(
+        "grantee_user", "grantee_hospital", "grant_outbox"
+    )
+    return get_object_or_404(queryset, pk=consent_id)
+
+
+class ConsentTypedDataView(APIView):
+    @extend_schema(request=TypedDataRequest, responses={200: OpenApiResponse(description="EIP-712 payload")})
+    def post(self, request: Request) -> Response:
+        """The exact EIP-712 payload (domain, types, primaryType, message) for eth_signTypedData_v4."""
+        data = TypedDataRequest(data=request.data)
+        data.is_valid(raise_exception=True)
+        terms = data.validated_data
+        if terms["action"] == "grant":
+            payload = consent_services.prepare_grant(
+                patient=request.user,
+                grantee=_address(terms["grantee"], "grantee"),
+                scope=terms["scope"],
+                purpose=terms["purpose"],
+                expires_at=terms.get("expires_at"),
+            )
+        else:
+            consent = _visible_consent(request, terms["consent"])
+            payload = consent_services.prepare_revoke(patient=request.user, consent=consent)
+        return Response(payload)
+
+
+class ConsentListCreateView(ListAPIView):
+    serializer_class = ConsentOut
+
+    def get_queryset(self):  # type: ignore[override]
+        query = ConsentListQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        purpose = query.validated_data.get("purpose")
+        return consent_selectors.filter_consents(
+            consent_selectors.consents_visible_to(self.request.user),
+            status=query.validated_data.get("status"),
+            grantee=query.validated_data.get("grantee"),
+            purpose=Purpose[purpose].value if purpose else None,
+        ).select_related("grantee_user", "grantee_hospital", "grant_outbox")
+
+    @extend_schema(parameters=[ConsentListQuery], responses=ConsentOut(many=True))
+    def get(self, request: Request, *args: object, **kwargs: object) -> Response:
+        """As patient: the consents I gave; as doctor or hospital admin: those I (or my hospital) hold."""
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=GrantIn, responses={202: ConsentOut})
+    def post(self, request: Request) -> Response:
+        """Grant: a wallet-signed Grant, or the terms plus the password of a managed key.
+
+        Accepted grants are queued for the chain (202, status pending) even when the node is down.
+        """
+        data = GrantIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        if "signature" in fields:
+            consent = consent_services.submit_signed_grant(
+                patient=request.user, typed_data=fields["typed_data"], signature=fields["signature"]
+            )
+        else:
+            consent = consent_services.grant_with_managed_key(
+                patient=request.user,
+                password=fields["password"],
+                grantee=_address(fields["grantee"], "grantee"),
+                scope=fields["scope"],
+                purpose=fields["purpose"],
+                expires_at=fields.get("expires_at"),
+            )
+        return Response(ConsentOut(consent).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ConsentBatchView(APIView):
+    @extend_schema(request=GrantBatchIn, responses={200: GrantBatchOut})
+    def post(self, request: Request) -> Response:
+        """Several wallet-signed grants at once (e.g. a whole care team); each item is checked as a single
+        grant would be, refused items come back with their error in place, the rest are queued (202 each)."""
+        consent_services.require_patient(request.user)
+        data = GrantBatchIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        results = consent_services.submit_signed_grants(
+            grants=[
+                consent_services.SignedGrant(request.user, item["typed_data"], item["signature"])
+                for item in data.validated_data["grants"]
+            ]
+        )
+        body = [
+            {"consent": None, "error": error_body(r.code, r.detail, r.field)}
+            if isinstance(r, DomainError)
+            else {"consent": ConsentOut(r).data, "error": None}
+            for r in results
+        ]
+        refused = sum(1 for r in results if isinstance(r, DomainError))
+        return Response({"accepted": len(results) - refused, "refused": refused, "results": body})
+
+
+class ConsentDetailView(APIView):
+    @extend_schema(responses=ConsentOut)
+    def get(self, request: Request, consent_id: str) -> Response:
+        return Response(ConsentOut(_visible_consent(request, consent_id)).data)
+
+
+class ConsentRevokeView(APIView):
+    @extend_schema(request=RevokeIn, responses={202: ConsentOut})
+    def post(self, request: Request, consent_id: str) -> Response:
+        """Revoke: a wallet-signed Revoke, or the password of a managed key. Queued for the chain (202)."""
+        consent = _visible_consent(request, consent_id)
+        data = RevokeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        if "signature" in fields:
+            consent = consent_services.submit_signed_revoke(
+                patient=request.user,
+                consent=consent,
+                typed_data=fields["typed_data"],
+                signature=fields["signature"],
+            )
+        else:
+            consent = consent_services.revoke_with_managed_key(
+                patient=request.user, consent=consent, password=fields["password"]
+            )
+        return Response(ConsentOut(consent).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ConsentCheckView(APIView):
+    @extend_schema(parameters=[CheckQuery], responses=CheckOut)
+    def get(self, request: Request) -> Response:
+        """May the grantee use the record/category of the patient for the purpose, now or as of a block?"""
+        query = CheckQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        terms = query.validated_data
+        patient = _address(terms["patient"], "patient")
+        grantee = _address(terms["grantee"], "grantee")
+        if not consent_selectors.may_ask_about(
+            request.user, patient_address=patient, grantee_address=grantee
+        ):
+            raise Forbidden("only the patient, the grantee, its hospital's admin or the consortium may ask")
+        decision = consent_selectors.is_allowed(
+            patient_address=patient,
+            grantee_address=grantee,
+            purpose=Purpose[terms["purpose"]].value,
+            record_id=terms.get("record"),
+            category=terms.get("category"),
+            at_block=terms.get("at_block"),
+        )
+        body = {
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "consent_id": decision.consent_id,
+            "granted_block": decision.granted_block,
+            "at_block": terms.get("at_block"),
+        }
+        return Response(CheckOut(body).data)

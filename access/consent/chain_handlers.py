@@ -1,0 +1,162 @@
+"""Handlers the indexer calls with ConsentRegistry events, and the consent side of the re-org rewind.
+
+Each handler gets only events it has not seen (the indexer is idempotent on tx hash + log index) and
+runs inside the indexer's transaction for that block range, so the tables move with the cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from access.consent import selectors as consent_selectors
+from access.consent.scopes import resolve_scope_hash
+from access.models import Consent, ConsentStatus, Hospital, User
+from contracts import indexer
+
+
+def register() -> None:
+    indexer.register_handler("ConsentRegistry", "ConsentGranted", on_consent_granted)
+    indexer.register_handler("ConsentRegistry", "ConsentRevoked", on_consent_revoked)
+    indexer.register_handler("ConsentRegistry", "ConsentSkipped", on_consent_skipped)
+    indexer.register_rewind(rewind_from)
+
+
+def _time(event: Any) -> dt.datetime:
+    value = event.block_time
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromtimestamp(int(value), tz=dt.UTC)
+
+
+def _expiry(seconds: int) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(int(seconds), tz=dt.UTC) if int(seconds) else None
+
+
+def on_consent_granted(events: Iterable[Any]) -> None:
+    """Mark our pending rows active (or create rows for grants made on chain directly).
+
+    Batched: a range of blocks can carry thousands of grants, so this does a few queries per batch,
+    not per event.
+    """
+    events = list(events)
+    keys = {event.args["consentId"] for event in events}
+    rows = {(row.consent_key, row.version): row for row in Consent.objects.filter(consent_key__in=keys)}
+    changed: dict[int | str, Consent] = {}
+    created: list[Consent] = []
+    for event in events:
+        args = event.args
+        key, version = args["consentId"], int(args["version"])
+        for (other_key, other_version), row in rows.items():
+            # A re-grant of an active key (e.g. a new expiry) supersedes the row it replaces.
+            if other_key == key and other_version != version and row.status == ConsentStatus.ACTIVE:
+                row.status, row.ended_block, row.ended_at = (
+                    ConsentStatus.SUPERSEDED,
+                    event.block_number,
+                    _time(event),
+                )
+                changed[row.pk] = row
+        row = rows.get((key, version))
+        if row is None:
+            row = _chain_only_consent(event)
+            rows[(key, version)] = row
+            created.append(row)
+        else:
+            changed[row.pk] = row
+        row.status, row.failure_reason = ConsentStatus.ACTIVE, ""
+        row.granted_block, row.granted_at, row.grant_tx_hash = event.block_number, _time(event), event.tx_hash
+        row.expires_at = _expiry(args["expiresAt"])
+    _update_grouped([row for row in changed.values() if row not in created])
+    Consent.objects.bulk_create(created, batch_size=500)
+
+
+_MINED_FIELDS = (
+    "status",
+    "failure_reason",
+    "granted_block",
+    "granted_at",
+    "grant_tx_hash",
+    "expires_at",
+    "ended_block",
+    "ended_at",
+)
+
+
+def _update_grouped(rows: list[Consent]) -> None:
+    """One UPDATE per distinct set of new values: rows mined by one receipt share block, time and tx.
+
+    (Django's bulk_update writes a CASE WHEN per row and field; it cost 0.2 s per 100-grant receipt.)
+    """
+    groups: dict[tuple, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(tuple(getattr(row, name) for name in _MINED_FIELDS), []).append(row.pk)
+    for values, ids in groups.items():
+        Consent.objects.filter(pk__in=ids).update(**dict(zip(_MINED_FIELDS, values, strict=True)))
+
+
+def _chain_only_consent(event: Any) -> Consent:
+    """A grant made on chain without our API (the patient called the contract): the chain is the truth."""
+    args = event.args
+    patient = User.objects.filter(eth_address=args["patient"]).first()
+    grantee_user = User.objects.filter(eth_address=args["grantee"]).first()
+    hospital = (
+        grantee_user.hospital
+        if grantee_user is not None
+        else Hospital.objects.filter(account_address=args["grantee"]).first()
+    )
+    return Consent(
+        consent_key=args["consentId"],
+        version=int(args["version"]),
+        patient=patient,
+        patient_address=args["patient"],
+        grantee_address=args["grantee"],
+        grantee_user=grantee_user,
+        grantee_hospital=hospital,
+        scope=resolve_scope_hash(args["scopeHash"]),
+        scope_hash=args["scopeHash"],
+        purpose=int(args["purpose"]),
+    )
+
+
+def on_consent_revoked(events: Iterable[Any]) -> None:
+    for event in events:
+        args = event.args
+        Consent.objects.filter(consent_key=args["consentId"], status=ConsentStatus.ACTIVE).update(
+            status=ConsentStatus.REVOKED,
+            ended_block=event.block_number,
+            ended_at=_time(event),
+            revoke_tx_hash=event.tx_hash,
+            revoke_version=int(args["version"]),
+        )
+
+
+def on_consent_skipped(events: Iterable[Any]) -> None:
+    """The chain refused an item of a batch: a pending grant failed, or a pending revoke did."""
+    for event in events:
+        args = event.args
+        key, version, reason = (
+            args["consentId"],
+            int(args["version"]),
+            args.get("reasonName") or args["reason"],
+        )
+        Consent.objects.filter(consent_key=key, version=version, status=ConsentStatus.PENDING).update(
+            status=ConsentStatus.FAILED, failure_reason=reason
+        )
+        Consent.objects.filter(consent_key=key, revoke_version=version, status=ConsentStatus.ACTIVE).update(
+            revoke_failure_reason=reason
+        )
+
+
+def rewind_from(block_number: int) -> None:
+    """Undo what blocks >= block_number did: they are no longer on the canonical chain."""
+    consent_selectors.forget_block_times()
+    Consent.objects.filter(ended_block__gte=block_number, status=ConsentStatus.SUPERSEDED).update(
+        status=ConsentStatus.ACTIVE, ended_block=None, ended_at=None
+    )
+    Consent.objects.filter(ended_block__gte=block_number, status=ConsentStatus.REVOKED).update(
+        status=ConsentStatus.ACTIVE, ended_block=None, ended_at=None, revoke_tx_hash=""
+    )
+    orphaned = Consent.objects.filter(granted_block__gte=block_number)
+    # Rows we submitted go back to pending (the relayer re-sends their transaction); rows that
+    # only the chain knew about disappear with the blocks that created them.
+    orphaned.filter(grant_outbox__isnull=True).delete()
+    orphaned.update(status=ConsentStatus.PENDING, granted_block=None, granted_at=None, grant_tx_hash="")

@@ -1,0 +1,1 @@
+"""Benchmarks and the gas report: tools that measure the product, not part of it."""
