@@ -7,9 +7,10 @@ PYTHON ?= python3
 .PHONY: setup demo test bench lint serve
 setup: $(VENV)/.installed contracts/node_modules/.installed tests/js/node_modules/.installed
 
-$(VENV)/.installed: requirements.txt
+# requirements-dev.txt includes requirements.txt and adds the test, lint and type-check tools.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 contracts/node_modules/.installed: contracts/package-lock.json
@@ -31,5 +32,8 @@ bench: setup
 	$(PY) manage.py bench_consent --quick
 	$(PY) manage.py bench_records --quick
 
+# Lint, format and types, all clean; .ci/run calls this before the tests.
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy healthhash contracts access ehr federated bench demo tests manage.py

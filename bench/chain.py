@@ -11,16 +11,23 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from eth_account import Account
+from eth_account.types import TransactionDictType
+from eth_typing import HexStr
 
 from contracts import client, indexer, outbox, relayer
 from contracts.deploy import deploy_contracts
+from contracts.events import encode_call
+from contracts.messages import Domain, Grant
 from contracts.node import AnvilNode, anvil_private_keys, start_anvil
-from contracts.typed_data import grant_typed_data, hospital_id
+from contracts.relayer_kinds import ConsentGrantItem, get_kind
+from contracts.typed_data import hospital_id
 
 ANCHORS_PER_TX = 400
 
@@ -52,9 +59,9 @@ def _throwaway_chain() -> Iterator[tuple[AnvilNode, list[Any]]]:
 
 def _send_raw(calldata: Callable[[], str], to: str, gas: int, nonce: int) -> str:
     account = client.relayer_account()
-    tx = {
-        "to": to,
-        "data": calldata(),
+    tx: TransactionDictType = {
+        "to": HexStr(to),
+        "data": HexStr(calldata()),
         "value": 0,
         "gas": gas,
         "nonce": nonce,
@@ -70,17 +77,19 @@ def _send_raw(calldata: Callable[[], str], to: str, gas: int, nonce: int) -> str
 def _mine_anchor_events(n_events: int) -> None:
     anchors = client.contract("Anchors")
     nonce = int(client.rpc("eth_getTransactionCount", [client.relayer_account().address, "pending"]), 16)
-    patient = Account.create().address
     last = ""
     for start in range(0, n_events, ANCHORS_PER_TX):
-        items = [
-            (secrets.token_bytes(32), patient, secrets.token_bytes(32))
+        # Many record roots in one transaction through the contract's multicall: one event each.
+        calls = [
+            anchors.encode_abi(
+                "anchorRecordRoot", args=[secrets.token_bytes(32), 100, secrets.token_bytes(32)]
+            )
             for _ in range(min(ANCHORS_PER_TX, n_events - start))
         ]
         last = _send_raw(
-            lambda items=items: anchors.encode_abi("anchorRecords", args=[items]),
+            partial(anchors.encode_abi, "multicall", args=[calls]),
             anchors.address,
-            40_000 * len(items) + 100_000,
+            40_000 * len(calls) + 100_000,
             nonce,
         )
         nonce += 1
@@ -89,7 +98,7 @@ def _mine_anchor_events(n_events: int) -> None:
 
 
 def benchmark_indexer(n_events: int = 10_000) -> dict[str, Any]:
-    """Mine `n_events` RecordAnchored events, then time one sync_chain over the mined blocks."""
+    """Mine `n_events` RecordRootAnchored events, then time one sync_chain over the mined blocks."""
     with _throwaway_chain():
         started = time.perf_counter()
         _mine_anchor_events(n_events)
@@ -116,9 +125,7 @@ def benchmark_relayer(n_items: int = 200, *, batch_size: int = 100) -> dict[str,
         signing_started = time.perf_counter()
         for index in range(n_items):
             patient = Account.create()
-            payload = grant_typed_data(
-                chain_id=client.chain_id(),
-                verifying_contract=registry.address,
+            grant = Grant(
                 patient=patient.address,
                 grantee=accounts[3].address,
                 scope="chart",
@@ -127,15 +134,12 @@ def benchmark_relayer(n_items: int = 200, *, batch_size: int = 100) -> dict[str,
                 version=0,
                 deadline=int(time.time()) + 3600,
             )
-            signature = patient.sign_typed_data(full_message=payload).signature.hex()
-            outbox.enqueue(
-                kind="consent.grant",
-                idempotency_key=f"bench:{index}",
-                payload={"message": payload["message"], "signature": "0x" + signature},
-            )
+            payload = grant.typed_data(Domain(client.chain_id(), registry.address))
+            signature = patient.sign_typed_data(full_message=payload).signature
+            outbox.enqueue(ConsentGrantItem(grant, signature), idempotency_key=f"bench:{index}")
         signing_s = time.perf_counter() - signing_started
         with override_settings(RELAYER_BATCH_SIZE=batch_size):
-            reports = []
+            reports: list[relayer.RelayReport] = []
             while len(reports) < n_items:
                 report = relayer.relay_once(max_items=batch_size)
                 if not report.items_claimed:
@@ -155,3 +159,44 @@ def benchmark_relayer(n_items: int = 200, *, batch_size: int = 100) -> dict[str,
             "gas_per_item": round(sum(t.get("gas_used", 0) - 21_000 for t in txs) / max(confirmed, 1)),
             "per_batch_s": [round(r.seconds, 3) for r in reports],
         }
+
+
+def measure_chain_limit(
+    payloads: list[dict[str, Any]], *, kind_name: str = "consent.grant"
+) -> dict[str, Any]:
+    """What the node alone sustains: `payloads` (outbox payloads) encoded as the relayer encodes them, in
+    the batches it would form from a full outbox, sent by a bare loop (sign, send, wait for the receipt)
+    with the relayer key: no database, no lease, no dry run, no indexing."""
+    kind = get_kind(kind_name)
+    batch = min(kind.max_batch, settings.RELAYER_BATCH_SIZE)
+    account = client.relayer_account()
+    target = client.deployment_address(kind.contract_name)
+    nonce = int(client.rpc("eth_getTransactionCount", [account.address, "pending"]), 16)
+    started = time.perf_counter()
+    for offset in range(0, len(payloads), batch):
+        encoded = [kind.encode_item(p) for p in payloads[offset : offset + batch]]
+        data = encode_call(kind.contract_name, kind.function_name, kind.call_args(encoded))
+        gas = relayer.BATCH_BASE_GAS + (kind.gas_per_item or 100_000) * len(encoded)
+        tx: TransactionDictType = {
+            "to": HexStr(target),
+            "data": HexStr(data),
+            "value": 0,
+            "gas": int(gas * relayer.GAS_HEADROOM),
+            "nonce": nonce,
+        }
+        signed = account.sign_transaction(tx | {"chainId": client.chain_id(), **relayer._fees()})
+        tx_hash = client.rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+        nonce += 1
+        receipt = client.rpc("eth_getTransactionReceipt", [tx_hash])
+        while receipt is None:
+            time.sleep(0.001)
+            receipt = client.rpc("eth_getTransactionReceipt", [tx_hash])
+        if int(receipt["status"], 16) != 1:
+            raise RuntimeError(f"batch at {offset} reverted")
+    seconds = time.perf_counter() - started
+    return {
+        "items": len(payloads),
+        "batch": batch,
+        "seconds": seconds,
+        "items_per_s": len(payloads) / seconds,
+    }

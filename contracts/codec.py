@@ -1,21 +1,15 @@
-"""Turns signed typed-data messages into the calldata tuples of ConsentRegistry and Directory.
+"""The calldata layout of ConsentRegistry's signed structs: the one place that knows the packing.
 
-The one place that knows the packed layout. SignedGrant / SignedRevoke are
-(patient, grantee, scopeHash, terms, r, vs) where `terms` packs, low bits first,
-purpose [0,8) | expiresAt [8,72) | version [72,104) | deadline [104,168), and (r, vs) is the EIP-2098
-compact signature (vs = s with the parity bit of v in bit 255). Usage:
-`registry.functions.grantBatch([signed_grant_args(p["message"], sig) for p, sig in items])`.
+SignedGrant / SignedRevoke are (patient, grantee, scopeHash, terms, r, vs) where `terms` packs, low bits
+first, purpose [0,8) | expiresAt [8,72) | version [72,104) | deadline [104,168), and (r, vs) is the
+EIP-2098 compact signature (vs = s with the parity bit of v in bit 255). Directory's Action is
+(op, hospitalId, subject, admin, nonce, deadline). The messages of contracts.messages build these
+tuples (`Grant.calldata(signature)`, ...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from eth_utils import to_checksum_address
-
-from contracts.typed_data import scope_hash
 
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
@@ -56,6 +50,13 @@ def unpack_terms(terms: int) -> Terms:
     )
 
 
+def signature_bytes(signature: bytes | str) -> bytes:
+    """A signature as bytes, from bytes or 0x-hex text (as the outbox stores it)."""
+    if isinstance(signature, str):
+        return bytes.fromhex(signature.removeprefix("0x"))
+    return bytes(signature)
+
+
 def compact_signature(signature: bytes) -> tuple[bytes, bytes]:
     """(r, vs) of a 65-byte r||s||v signature (v = 27/28 or 0/1), per EIP-2098.
 
@@ -72,60 +73,3 @@ def compact_signature(signature: bytes) -> tuple[bytes, bytes]:
         parity ^= 1
     vs = s | parity << 255
     return r, vs.to_bytes(32, "big")
-
-
-def _int(value: Any) -> int:
-    """Wallet payloads carry integers as JSON numbers or decimal strings."""
-    return int(value, 0) if isinstance(value, str) else int(value)
-
-
-def signed_grant_args(message: Mapping[str, Any], signature: bytes) -> SignedConsentTuple:
-    """The SignedGrant tuple for a `Grant` typed-data message and its 65-byte signature."""
-    terms = pack_terms(
-        purpose=_int(message["purpose"]),
-        expires_at=_int(message["expiresAt"]),
-        version=_int(message["version"]),
-        deadline=_int(message["deadline"]),
-    )
-    r, vs = compact_signature(bytes(signature))
-    return (
-        to_checksum_address(message["patient"]),
-        to_checksum_address(message["grantee"]),
-        scope_hash(message["scope"]),
-        terms,
-        r,
-        vs,
-    )
-
-
-def signed_revoke_args(message: Mapping[str, Any], signature: bytes) -> SignedConsentTuple:
-    """The SignedRevoke tuple for a `Revoke` typed-data message and its 65-byte signature."""
-    terms = pack_terms(
-        purpose=_int(message["purpose"]),
-        expires_at=0,
-        version=_int(message["version"]),
-        deadline=_int(message["deadline"]),
-    )
-    r, vs = compact_signature(bytes(signature))
-    return (
-        to_checksum_address(message["patient"]),
-        to_checksum_address(message["grantee"]),
-        scope_hash(message["scope"]),
-        terms,
-        r,
-        vs,
-    )
-
-
-def directory_action_args(message: Mapping[str, Any]) -> DirectoryActionTuple:
-    """The Directory `Action` tuple of a `DirectoryAction` typed-data message (signature goes separately)."""
-    hospital_id = message["hospitalId"]
-    hospital_id_bytes = bytes.fromhex(hospital_id[2:]) if isinstance(hospital_id, str) else bytes(hospital_id)
-    return (
-        _int(message["op"]),
-        hospital_id_bytes,
-        to_checksum_address(message["subject"]),
-        to_checksum_address(message["admin"]),
-        _int(message["nonce"]),
-        _int(message["deadline"]),
-    )

@@ -20,7 +20,7 @@ from django.db import transaction
 
 from contracts import client
 from contracts.events import DecodedLog, decode_log
-from contracts.models import ChainEvent, ChainTx, Deployment, IndexedBlock, IndexerCursor, OutboxItem
+from contracts.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,11 @@ def register_handler(contract_name: str, event_name: str, handle_batch: EventHan
 
 
 def register_rewind(callback: RewindCallback) -> None:
-    """Call `callback(fork_block)` on a re-org: undo rows derived from blocks >= fork_block."""
+    """Call `callback(fork_block)` on a re-org: undo rows derived from blocks >= fork_block.
+
+    Callbacks run in registration order inside the rewind's transaction: the relayer's (registered by
+    ContractsConfig.ready) first, then the apps' (contracts is listed before them in INSTALLED_APPS).
+    """
     if callback not in _rewinds:
         _rewinds.append(callback)
 
@@ -189,25 +193,9 @@ def rewind(chain: int, fork_block: int) -> None:
             last_block=fork_block - 1,
             last_block_hash=below.hash if below and below.number == fork_block - 1 else "",
         )
-        _unsettle_orphaned_txs(chain, fork_block)
         for callback in _rewinds:
             callback(fork_block)
     log.warning("chain %s re-org: dropped %s events from block %s on", chain, deleted, fork_block)
-
-
-def _unsettle_orphaned_txs(chain: int, fork_block: int) -> None:
-    """Our transactions mined in orphaned blocks are in flight again: the relayer re-checks their
-    receipts and re-broadcasts the same signed bytes if the node lost them, so their items settle
-    (and their events are indexed) once more on the new branch."""
-    orphaned = ChainTx.objects.filter(
-        chain_id=chain,
-        status__in=[ChainTx.Status.CONFIRMED, ChainTx.Status.FAILED],
-        block_number__gte=fork_block,
-    )
-    OutboxItem.objects.filter(chain_tx__in=orphaned).update(
-        status=OutboxItem.Status.SENT, confirmed_block=None, error_code="", error_detail=""
-    )
-    orphaned.update(status=ChainTx.Status.SIGNED, block_number=None, gas_used=None)
 
 
 def _cursor(chain: int) -> IndexerCursor:
@@ -312,18 +300,42 @@ def _raw_log(entry: Any) -> dict[str, Any]:
     }
 
 
-def ingest_receipt(receipt: Any) -> list[DecodedLog]:
-    """Index one mined receipt's logs now (idempotent); returns all its decoded project-contract logs."""
+@dataclass(frozen=True)
+class ReceiptLogs:
+    """A mined receipt's project-contract logs, decoded, with its block's time: ready to store."""
+
+    chain: int
+    logs: list[DecodedLog]
+    block_time: int | None
+
+
+def decode_receipt(receipt: Any) -> ReceiptLogs:
+    """Decode one mined receipt's logs and fetch its block time; reads only (RPC and a deployments
+    lookup), so a caller can do it before opening its write transaction."""
     chain = client.chain_id()
-    addresses = _addresses(chain)
-    decoded = _decode_all([_raw_log(entry) for entry in receipt["logs"]], addresses)
+    decoded = _decode_all([_raw_log(entry) for entry in receipt["logs"]], _addresses(chain))
     if not decoded:
-        return decoded
+        return ReceiptLogs(chain, decoded, None)
     block_number = decoded[0].block_number
     headers = _headers([block_number])
-    timestamp = headers[block_number][1] if block_number in headers else None
+    return ReceiptLogs(chain, decoded, headers[block_number][1] if block_number in headers else None)
+
+
+def store_receipt(receipt_logs: ReceiptLogs) -> None:
+    """Index decoded receipt logs now (idempotent): store the new events and hand them to the handlers."""
+    chain, decoded = receipt_logs.chain, receipt_logs.logs
+    if not decoded:
+        return
+    block_number = decoded[0].block_number
+    times = {block_number: receipt_logs.block_time} if receipt_logs.block_time is not None else {}
     with transaction.atomic():
         _cursor(chain)  # so a first sync starts at the deployments, not after this receipt
-        _store_and_dispatch(chain, decoded, {block_number: timestamp} if timestamp is not None else {})
+        _store_and_dispatch(chain, decoded, times)
         _record_hashes(chain, {block_number: decoded[0].block_hash})
-    return decoded
+
+
+def ingest_receipt(receipt: Any) -> list[DecodedLog]:
+    """Index one mined receipt's logs now (idempotent); returns all its decoded project-contract logs."""
+    receipt_logs = decode_receipt(receipt)
+    store_receipt(receipt_logs)
+    return receipt_logs.logs

@@ -1,16 +1,21 @@
 """The outbox: a service that needs a chain write adds an item INSIDE its own transaction.atomic, so the
-item commits (or rolls back) with the service's rows; the relayer is kicked only after commit."""
+item commits (or rolls back) with the service's rows; the relayer is kicked only after commit.
+
+Items are typed (`contracts.relayer_kinds`: ConsentGrantItem, RecordRootItem, ...): each knows its
+kind name, the payload stored for the relayer and its idempotency key.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from contracts.models import OutboxItem
-from contracts.relayer_kinds import BadItem, get_kind
+from contracts.relayer_kinds import BadItem, RelayItem, get_kind
 from healthhash.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -20,43 +25,48 @@ class BadOutboxItem(DomainError):
     code = "bad_outbox_item"
 
 
-def enqueue(*, kind: str, payload: dict[str, Any], idempotency_key: str) -> OutboxItem:
-    """Queue one chain write; an existing `idempotency_key` returns the existing item (no duplicate).
-
-    The payload is checked against its kind now (it must encode), so a malformed item fails the caller's
-    request instead of failing later in the relayer.
-    """
+def _checked_payload(item: RelayItem) -> dict[str, Any]:
+    """The item's payload, after checking that its kind can encode it (so a malformed item fails the
+    caller's request instead of failing later in the relayer)."""
+    payload = item.payload
     try:
-        get_kind(kind).encode_item(payload)
+        get_kind(item.kind).encode_item(payload)
     except BadItem as exc:
         raise BadOutboxItem(str(exc), field="payload") from exc
-    existing = OutboxItem.objects.filter(idempotency_key=idempotency_key).first()
+    return payload
+
+
+def enqueue(item: RelayItem, *, idempotency_key: str | None = None) -> OutboxItem:
+    """Queue one chain write; an existing idempotency key returns the existing item (no duplicate).
+
+    The key is the item's own unless `idempotency_key` is given (a test that queues a replay on purpose).
+    """
+    payload = _checked_payload(item)
+    key = idempotency_key or item.idempotency_key
+    existing = OutboxItem.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
     try:
         # The savepoint keeps the caller's transaction usable if a concurrent enqueue wins the race.
         with transaction.atomic():
-            item = OutboxItem.objects.create(kind=kind, payload=payload, idempotency_key=idempotency_key)
+            row = OutboxItem.objects.create(kind=item.kind, payload=payload, idempotency_key=key)
     except IntegrityError:
-        return OutboxItem.objects.get(idempotency_key=idempotency_key)
+        return OutboxItem.objects.get(idempotency_key=key)
     transaction.on_commit(kick_relayer)
-    return item
+    return row
 
 
-def enqueue_many(items: list[tuple[str, dict[str, Any], str]]) -> list[OutboxItem]:
-    """Queue many fresh chain writes, given as (kind, payload, idempotency_key), in one INSERT.
+def enqueue_many(items: Iterable[RelayItem]) -> list[OutboxItem]:
+    """Queue many fresh chain writes in one INSERT.
 
     For callers whose keys are new by construction (fresh record ids, versions checked under the same
     transaction); a key that exists already fails the caller's transaction instead of returning the
     old row. Payloads are checked exactly as `enqueue` checks them.
     """
-    rows = []
-    for kind, payload, key in items:
-        try:
-            get_kind(kind).encode_item(payload)
-        except BadItem as exc:
-            raise BadOutboxItem(str(exc), field="payload") from exc
-        rows.append(OutboxItem(kind=kind, payload=payload, idempotency_key=key))
+    rows = [
+        OutboxItem(kind=item.kind, payload=_checked_payload(item), idempotency_key=item.idempotency_key)
+        for item in items
+    ]
     created = OutboxItem.objects.bulk_create(rows, batch_size=500)
     if created:
         transaction.on_commit(kick_relayer)

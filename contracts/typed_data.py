@@ -1,9 +1,10 @@
-"""EIP-712 payloads of HealthHash's signed messages, shaped as a wallet's eth_signTypedData_v4 takes them.
+"""EIP-712 rules of HealthHash's signed messages, shaped as a wallet's eth_signTypedData_v4 takes them.
 
-Each builder returns {types (with EIP712Domain), domain, primaryType, message}: addresses checksummed,
-integers as JSON numbers (decimal strings above 2**53, which ethers and MetaMask accept as well).
-Sign in Python with `eth_account.Account.sign_typed_data(key, full_message=payload)`; recover with
-`recover_typed_data_signer`.
+A payload is {types (with EIP712Domain), domain, primaryType, message}: addresses checksummed, integers
+as JSON numbers (decimal strings above 2**53, which ethers and MetaMask accept as well). The messages
+themselves (Grant, Revoke, DirectoryAction) are the dataclasses of contracts.messages; this module holds
+the domains, the integer rule and the chain's hashes. Sign in Python with
+`eth_account.Account.sign_typed_data(key, full_message=payload)`; recover with `recover_typed_data_signer`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from eth_utils import keccak, to_checksum_address
 
 CONSENT_DOMAIN_NAME = "HealthHash Consent"
 DIRECTORY_DOMAIN_NAME = "HealthHash Directory"
+TRAINING_DOMAIN_NAME = "HealthHash Training"
 DOMAIN_VERSION = "1"
 
 PURPOSE_TREATMENT = 0
@@ -38,31 +40,6 @@ EIP712_DOMAIN_TYPE = [
     {"name": "chainId", "type": "uint256"},
     {"name": "verifyingContract", "type": "address"},
 ]
-GRANT_TYPE = [
-    {"name": "patient", "type": "address"},
-    {"name": "grantee", "type": "address"},
-    {"name": "scope", "type": "string"},
-    {"name": "purpose", "type": "uint8"},
-    {"name": "expiresAt", "type": "uint64"},
-    {"name": "version", "type": "uint32"},
-    {"name": "deadline", "type": "uint64"},
-]
-REVOKE_TYPE = [
-    {"name": "patient", "type": "address"},
-    {"name": "grantee", "type": "address"},
-    {"name": "scope", "type": "string"},
-    {"name": "purpose", "type": "uint8"},
-    {"name": "version", "type": "uint32"},
-    {"name": "deadline", "type": "uint64"},
-]
-DIRECTORY_ACTION_TYPE = [
-    {"name": "op", "type": "uint8"},
-    {"name": "hospitalId", "type": "bytes32"},
-    {"name": "subject", "type": "address"},
-    {"name": "admin", "type": "address"},
-    {"name": "nonce", "type": "uint64"},
-    {"name": "deadline", "type": "uint64"},
-]
 
 
 def scope_hash(scope: str) -> bytes:
@@ -83,100 +60,14 @@ def json_int(value: int) -> int | str:
     return value if value <= _JSON_SAFE_INT else str(value)
 
 
-def _domain(name: str, chain_id: int, verifying_contract: str) -> dict[str, Any]:
+def eip712_domain(name: str, *, chain_id: int, verifying_contract: str) -> dict[str, Any]:
+    """The `domain` member of a payload: `name`, version "1", the chain and the verifying contract."""
     return {
         "name": name,
         "version": DOMAIN_VERSION,
         "chainId": json_int(chain_id),
         "verifyingContract": to_checksum_address(verifying_contract),
     }
-
-
-def _payload(
-    primary_type: str, fields: list[dict[str, str]], domain: dict[str, Any], message: dict[str, Any]
-):
-    return {
-        "types": {"EIP712Domain": EIP712_DOMAIN_TYPE, primary_type: fields},
-        "domain": domain,
-        "primaryType": primary_type,
-        "message": message,
-    }
-
-
-def grant_typed_data(
-    *,
-    chain_id: int,
-    verifying_contract: str,
-    patient: str,
-    grantee: str,
-    scope: str,
-    purpose: int,
-    expires_at: int,
-    version: int,
-    deadline: int,
-) -> dict[str, Any]:
-    """The `Grant` payload for ConsentRegistry at `verifying_contract` on `chain_id`."""
-    message = {
-        "patient": to_checksum_address(patient),
-        "grantee": to_checksum_address(grantee),
-        "scope": scope,
-        "purpose": json_int(purpose),
-        "expiresAt": json_int(expires_at),
-        "version": json_int(version),
-        "deadline": json_int(deadline),
-    }
-    domain = _domain(CONSENT_DOMAIN_NAME, chain_id, verifying_contract)
-    return _payload("Grant", GRANT_TYPE, domain, message)
-
-
-def revoke_typed_data(
-    *,
-    chain_id: int,
-    verifying_contract: str,
-    patient: str,
-    grantee: str,
-    scope: str,
-    purpose: int,
-    version: int,
-    deadline: int,
-) -> dict[str, Any]:
-    """The `Revoke` payload for ConsentRegistry at `verifying_contract` on `chain_id`."""
-    message = {
-        "patient": to_checksum_address(patient),
-        "grantee": to_checksum_address(grantee),
-        "scope": scope,
-        "purpose": json_int(purpose),
-        "version": json_int(version),
-        "deadline": json_int(deadline),
-    }
-    domain = _domain(CONSENT_DOMAIN_NAME, chain_id, verifying_contract)
-    return _payload("Revoke", REVOKE_TYPE, domain, message)
-
-
-def directory_action_typed_data(
-    *,
-    chain_id: int,
-    verifying_contract: str,
-    op: int,
-    hospital_id: bytes,
-    subject: str = ZERO_ADDRESS,
-    admin: str = ZERO_ADDRESS,
-    nonce: int,
-    deadline: int,
-) -> dict[str, Any]:
-    """The `DirectoryAction` payload for Directory at `verifying_contract`; unused fields stay zero."""
-    if len(hospital_id) != 32:
-        raise ValueError("hospital_id must be 32 bytes")
-    message = {
-        "op": json_int(op),
-        "hospitalId": "0x" + hospital_id.hex(),
-        "subject": to_checksum_address(subject),
-        "admin": to_checksum_address(admin),
-        "nonce": json_int(nonce),
-        "deadline": json_int(deadline),
-    }
-    domain = _domain(DIRECTORY_DOMAIN_NAME, chain_id, verifying_contract)
-    return _payload("DirectoryAction", DIRECTORY_ACTION_TYPE, domain, message)
 
 
 def hospital_id(slug: str) -> bytes:

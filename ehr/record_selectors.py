@@ -3,49 +3,21 @@ through `records_visible_to`, so a doctor never learns the metadata of a record 
 
 from __future__ import annotations
 
-import uuid
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Concat
-from django.utils import timezone
-
-from access.consent.scopes import CHART
+from access.audit.breakglass import live_break_glasses
+from access.consent import rule as consent_rule
 from access.identity.selectors import is_active_doctor
-from access.models import BreakGlass, Consent, Purpose, Role, User
+from access.identity.users import address_of
+from access.models import Purpose, Role, User
 from ehr.models import Record
 
 
-def active_consents(*, grantee_address: str, purpose: int) -> QuerySet[Consent]:
-    """Consents that allow right now, by the same rules as access.consent.selectors.is_allowed."""
-    now = timezone.now()
-    return (
-        Consent.objects.filter(grantee_address=grantee_address, purpose=purpose, granted_block__isnull=False)
-        .filter(ended_block__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        # A revocation accepted but not yet mined already hides the records (fail closed).
-        .filter(Q(revoke_requested_at__isnull=True) | ~Q(revoke_failure_reason=""))
-    )
-
-
 def _doctor_visibility(user: User) -> Q:
-    consents = active_consents(grantee_address=user.eth_address, purpose=Purpose.TREATMENT)
-    same_patient = consents.filter(patient_address=OuterRef("patient_address"))
-    chart = Exists(same_patient.filter(scope=CHART))
-    category = Exists(same_patient.filter(scope=Concat(Value("category:"), OuterRef("category"))))
-    # Record scopes are few per doctor: matched as a plain IN list of ids.
-    record_ids = []
-    for scope in consents.filter(scope__startswith="record:").values_list("scope", flat=True):
-        try:
-            record_ids.append(uuid.UUID(scope.removeprefix("record:")))
-        except ValueError:
-            continue
-    glass = BreakGlass.objects.filter(
-        doctor=user,
-        patient_address=OuterRef("patient_address"),
-        ended_at__isnull=True,
-        expires_at__gt=timezone.now(),
-    )
-    return Q(chart) | Q(category) | Q(pk__in=record_ids) | Q(Exists(glass))
+    """Access's two rules in their queryset form: a covering TREATMENT consent, or a live break-glass."""
+    consents = consent_rule.covering_consents(grantee_address=address_of(user), purpose=Purpose.TREATMENT)
+    glass = live_break_glasses(doctor=user).filter(patient_address=OuterRef("patient_address"))
+    return consent_rule.covered_records(consents, records=Record.objects.all()) | Q(Exists(glass))
 
 
 def records_visible_to(user: User) -> QuerySet[Record]:

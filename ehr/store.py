@@ -1,9 +1,20 @@
 """The one module the records app uses to talk to storage: picks the backend from settings and turns
-backend failures into domain errors (a node that is down is a 503, never a half-written record)."""
+backend failures into domain errors (a node that is down is a 503, never a half-written record).
+
+A read fails in one of three ways, kept apart because they call for different people:
+- 503 `storage_unavailable`: the store cannot be read at all (node down, index unreadable, I/O error,
+  the store's folder deleted under a running server). Retry later; nothing is known about the blob.
+- 410 `missing`: the store works but the blob, or a block of it, is gone (deleted, pack file lost or cut
+  short). Lost data: an operator restores it (backup, `ipfs_push` counterpart); not an attack.
+- 409 `tampered`: the bytes are there but do not hash to their content address. Only this is tampering.
+API messages are fixed sentences: backend errors name pack files, folders and node URLs, so they go to
+the server log only.
+"""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -12,10 +23,11 @@ from django.conf import settings
 from rest_framework import status
 
 from ehr.storage import (
-    AddResult,
     BlockCorrupted,
+    BlockMissing,
     CidMismatch,
     ContentStore,
+    InvalidCid,
     KuboStore,
     LocalBlockStore,
     StorageError,
@@ -32,10 +44,22 @@ class StoreUnavailable(Unavailable):
 
 
 class StoredBytesBroken(DomainError):
-    """The store has no such object, or its bytes fail verification; callers treat it as tampering."""
+    """The stored bytes are present but fail verification against their content address: tampering."""
 
     code = "tampered"
     status_code = status.HTTP_409_CONFLICT
+
+
+class StoredBytesMissing(DomainError):
+    """The store works but no longer holds the bytes (all or part of them): lost data, not tampering."""
+
+    code = "missing"
+    status_code = status.HTTP_410_GONE
+
+
+_UNAVAILABLE = "the record store is unavailable; try again later"
+# What a backend may raise when the store itself cannot be used (sqlite3: the local index is gone).
+_BACKEND_FAULTS = (StorageError, OSError, sqlite3.Error)
 
 
 @lru_cache(maxsize=8)
@@ -57,38 +81,33 @@ def add(data: bytes) -> str:
 
 
 def add_many(datas: Sequence[bytes]) -> list[str]:
-    """Store several sealed blobs; in one batch where the backend can (the local store), else one by one.
-
-    If one add fails, the ones already stored by this call are removed again before the error is raised.
-    """
-    store = content_store()
+    """Store several sealed blobs, all or nothing (`ContentStore.add_many`); returns their CIDs in order."""
     try:
-        if isinstance(store, LocalBlockStore):
-            return [result.cid for result in store.add_many(datas)]
-        added: list[AddResult] = []
-        try:
-            for data in datas:
-                added.append(store.add(data))
-        except BaseException:
-            remove_quietly([result.cid for result in added])
-            raise
-        return [result.cid for result in added]
+        return [result.cid for result in content_store().add_many(datas)]
     except StorageUnavailable as exc:
-        raise StoreUnavailable(f"the record store is unavailable: {exc}") from exc
-    except (StorageError, OSError) as exc:
-        raise StoreUnavailable(f"the record store failed to store the record: {exc}") from exc
+        log.warning("record store unavailable on add: %s", exc)
+        raise StoreUnavailable(_UNAVAILABLE) from exc
+    except _BACKEND_FAULTS as exc:
+        log.warning("record store failed to store %d blob(s): %s", len(datas), exc)
+        raise StoreUnavailable("the record store failed to store the record; try again later") from exc
 
 
 def cat(cid: str) -> bytes:
-    """The stored bytes of `cid`, verified against the CID by the backend."""
+    """The stored bytes of `cid`, verified against the CID by the backend (see the module docstring)."""
     try:
         return content_store().cat(cid)
-    except StorageUnavailable as exc:
-        raise StoreUnavailable(f"the record store is unavailable: {exc}") from exc
     except (BlockCorrupted, CidMismatch) as exc:
-        raise StoredBytesBroken(f"stored bytes do not match their content address: {exc}") from exc
+        log.error("stored bytes of %s fail verification: %s", cid, exc)
+        raise StoredBytesBroken("the stored bytes do not match their content address") from exc
+    except InvalidCid as exc:  # the row's CID was edited: the database, not the store, was altered
+        raise StoredBytesBroken("the record's content address is not a valid CID") from exc
     except BlobNotFound as exc:
-        raise StoredBytesBroken(f"the stored bytes are missing: {exc}") from exc
+        log.error("stored bytes of %s are missing: %s", cid, exc)
+        part = "part of the stored bytes is" if isinstance(exc, BlockMissing) else "the stored bytes are"
+        raise StoredBytesMissing(f"{part} missing from the record store") from exc
+    except _BACKEND_FAULTS as exc:
+        log.warning("record store unavailable reading %s: %s", cid, exc)
+        raise StoreUnavailable(_UNAVAILABLE) from exc
 
 
 def remove_quietly(cids: Sequence[str]) -> None:

@@ -1,5 +1,7 @@
 """factory_boy factories for the project's rows; every test builds data through these.
 
+Call `XFactory.create(...)` (typed: it returns the model) rather than `XFactory(...)` (typed as the factory).
+
 Factory users have the password `PASSWORD` and a wallet address (no managed key: tests that need
 one call `access.identity.keys.create_managed_key`, which does the real sealing).
 """
@@ -19,7 +21,7 @@ def new_address() -> str:
     return Account.create().address
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
         skip_postgeneration_save = True
@@ -46,7 +48,7 @@ class ConsortiumAdminFactory(UserFactory):
     role = Role.CONSORTIUM_ADMIN
 
 
-class HospitalFactory(factory.django.DjangoModelFactory):
+class HospitalFactory(factory.django.DjangoModelFactory[Hospital]):
     """An active hospital (as if its Directory registration had been indexed)."""
 
     class Meta:
@@ -68,7 +70,7 @@ class HospitalFactory(factory.django.DjangoModelFactory):
             hospital.admin.save(update_fields=["hospital"])
 
 
-class DoctorFactory(factory.django.DjangoModelFactory):
+class DoctorFactory(factory.django.DjangoModelFactory[Doctor]):
     """An active doctor of an active hospital."""
 
     class Meta:

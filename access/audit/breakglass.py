@@ -6,17 +6,20 @@ the doctor's hospital (justified / unjustified; an unjustified verdict ends a st
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from eth_utils import is_address, to_checksum_address
 
-from access.audit.log import AccessEvent, record_access
-from access.identity.selectors import active_doctor
-from access.models import BreakGlass, Doctor, ReviewStatus, Role, User
+from access.audit.decisions import AccessDecision
+from access.audit.log import log_decision
+from access.identity.selectors import active_doctor, is_active_doctor
+from access.identity.users import address_of
+from access.models import AccessAction, BreakGlass, ReviewStatus, Role, User
 from healthhash.errors import Conflict, DomainError, Forbidden, NotFound
+from healthhash.eth_address import checksummed_address, checksummed_or_none
 
 MIN_REASON_CHARS = 10
 
@@ -26,10 +29,10 @@ class BadBreakGlass(DomainError):
 
 
 def patient_by_address(address: object, *, field: str = "patient") -> User:
-    """The registered patient with this address; unknown (or not a patient) is 404."""
-    if not isinstance(address, str) or not is_address(address):
-        raise BadBreakGlass(f"{field} must be an Ethereum address", field=field)
-    patient = User.objects.filter(eth_address=to_checksum_address(address), role=Role.PATIENT).first()
+    """The registered patient with this address; malformed is 400 bad_address, unknown (or not a
+    patient) is 404."""
+    checksummed = checksummed_address(address, field=field)
+    patient = User.objects.filter(eth_address=checksummed, role=Role.PATIENT).first()
     if patient is None:
         raise NotFound("no patient with this address", field=field, code="unknown_patient")
     return patient
@@ -50,51 +53,43 @@ def start_break_glass(*, doctor: User, patient_address: str, reason: str) -> Bre
         doctor=doctor,
         hospital=profile.hospital,
         patient=patient,
-        patient_address=patient.eth_address,
+        patient_address=address_of(patient),
         reason=reason,
         started_at=now,
         expires_at=now + dt.timedelta(hours=settings.BREAK_GLASS_HOURS),
     )
-    record_access(
-        AccessEvent(
-            patient_address=patient.eth_address,
-            actor=doctor,
-            actor_address=doctor.eth_address or "",
-            action="break_glass",
-            purpose="EMERGENCY",
-            outcome="allowed",
-            legal_basis=f"break_glass:{glass.id}",
-            reason=reason,
-            detail={
-                "break_glass": str(glass.id),
-                "hospital": profile.hospital.slug,
-                "expires_at": glass.expires_at.isoformat(),
-            },
-        )
+    log_decision(
+        AccessDecision.by_break_glass(glass.id),
+        patient_address=patient.eth_address,
+        actor=doctor,
+        action=AccessAction.BREAK_GLASS,
+        reason=reason,
+        detail={
+            "break_glass": str(glass.id),
+            "hospital": profile.hospital.slug,
+            "expires_at": glass.expires_at.isoformat(),
+        },
     )
     return glass
+
+
+def live_break_glasses(*, doctor: User) -> QuerySet[BreakGlass]:
+    """THE break-glass rule, queryset form: the doctor's break-glasses live now (not ended, not
+    expired), and none at all once the doctor is no longer active at an active hospital (a doctor
+    deactivated on chain loses emergency access at once, like any other access)."""
+    if not is_active_doctor(doctor):
+        return BreakGlass.objects.none()
+    return BreakGlass.objects.filter(doctor=doctor, ended_at__isnull=True, expires_at__gt=timezone.now())
 
 
 def live_break_glass(*, doctor: User, patient_address: str) -> BreakGlass | None:
-    """The doctor's live break-glass on this patient (newest), if the doctor is still active; else None."""
-    if not is_address(patient_address):
+    """The single check: the doctor's live break-glass on this patient (newest), else None."""
+    checksummed = checksummed_or_none(patient_address)
+    if checksummed is None:
         return None
-    glass = (
-        BreakGlass.objects.filter(
-            doctor=doctor,
-            patient_address=to_checksum_address(patient_address),
-            ended_at__isnull=True,
-            expires_at__gt=timezone.now(),
-        )
-        .order_by("-started_at")
-        .first()
+    return (
+        live_break_glasses(doctor=doctor).filter(patient_address=checksummed).order_by("-started_at").first()
     )
-    if glass is None:
-        return None
-    # A doctor deactivated on chain loses emergency access at once, like any other access.
-    if not Doctor.objects.filter(user=doctor, active=True, hospital__active=True).exists():
-        return None
-    return glass
 
 
 def review_queue(*, admin: User, status: str | None = None) -> QuerySet[BreakGlass]:
@@ -116,7 +111,9 @@ def break_glasses_by(*, doctor: User) -> QuerySet[BreakGlass]:
 
 
 @transaction.atomic
-def review_break_glass(*, admin: User, break_glass_id: object, verdict: str, note: str = "") -> BreakGlass:
+def review_break_glass(
+    *, admin: User, break_glass_id: uuid.UUID | str, verdict: str, note: str = ""
+) -> BreakGlass:
     """The hospital admin's verdict; another hospital's break-glass is 404, a second verdict 409."""
     if verdict not in (ReviewStatus.JUSTIFIED, ReviewStatus.UNJUSTIFIED):
         raise BadBreakGlass("verdict must be justified or unjustified", field="verdict")

@@ -16,7 +16,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from access.models import AccessLogEntry
+from access.models import AccessAction, AccessLogEntry, AccessOutcome, AccessPurpose, LegalBasis
 
 CSV_COLUMNS = (
     "seq",
@@ -34,25 +34,32 @@ CSV_COLUMNS = (
 )
 _ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 _FHIR_ACTION = {
-    "open": "R",
-    "deny": "R",
-    "list": "R",
-    "export": "R",
-    "create": "C",
-    "break_glass": "E",
-    "tamper": "R",
+    AccessAction.OPEN: "R",
+    AccessAction.DENY: "R",
+    AccessAction.LIST: "R",
+    AccessAction.EXPORT: "R",
+    AccessAction.CREATE: "C",
+    AccessAction.BREAK_GLASS: "E",
+    AccessAction.TAMPER: "R",
 }
-_FHIR_OUTCOME = {"allowed": "0", "denied": "4", "error": "8"}
+_FHIR_OUTCOME = {AccessOutcome.ALLOWED: "0", AccessOutcome.DENIED: "4", AccessOutcome.ERROR: "8"}
 _PURPOSE_CODES = {
-    "TREATMENT": ("TREAT", "treatment"),
-    "TRAINING": ("HRESCH", "healthcare research"),
-    "OWNER": ("PATRQT", "patient requested"),
-    "EMERGENCY": ("ETREAT", "Emergency Treatment"),
+    AccessPurpose.TREATMENT: ("TREAT", "treatment"),
+    AccessPurpose.TRAINING: ("HRESCH", "healthcare research"),
+    AccessPurpose.OWNER: ("PATRQT", "patient requested"),
+    AccessPurpose.EMERGENCY: ("ETREAT", "Emergency Treatment"),
 }
 
 
 def _content(entry: AccessLogEntry) -> dict[str, Any]:
     return json.loads(bytes(entry.canonical))
+
+
+def _is_break_glass(legal_basis: str) -> bool:
+    try:
+        return LegalBasis.parse(legal_basis).is_break_glass
+    except ValueError:  # an entry written before the vocabulary was typed; shown as stored
+        return False
 
 
 def access_log_csv(entries: Iterable[AccessLogEntry]) -> str:
@@ -90,7 +97,7 @@ def audit_event(entry: AccessLogEntry) -> dict[str, Any]:
         agent["who"]["identifier"] = {"system": "urn:ethereum:address", "value": actor["address"]}
     code, display = _PURPOSE_CODES.get(content["purpose"], (content["purpose"], content["purpose"]))
     purposes = [{"coding": [{"system": _ACT_REASON, "code": code, "display": display}]}]
-    if content["action"] == "break_glass" or content["legal_basis"].startswith("break_glass:"):
+    if content["action"] == AccessAction.BREAK_GLASS or _is_break_glass(content["legal_basis"]):
         purposes.append(
             {
                 "coding": [

@@ -14,21 +14,36 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
-from eth_utils import is_address, to_checksum_address
 
-from access.models import AccessAction, AccessLogEntry, AccessOutcome, AuditChainHead, User
+from access.audit.decisions import AccessDecision
+from access.models import (
+    AccessAction,
+    AccessLogEntry,
+    AccessOutcome,
+    AccessPurpose,
+    AuditAnchorLeaf,
+    AuditBatchStatus,
+    AuditChainHead,
+    LegalBasis,
+    User,
+)
 from healthhash.errors import DomainError
+from healthhash.eth_address import checksummed_address
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = b"\x00" * 32
 CANONICAL_VERSION = 1
-PURPOSES = ("TREATMENT", "TRAINING", "OWNER", "EMERGENCY")
+PURPOSES = tuple(AccessPurpose.values)
 _BULK_BATCH = 2_000
 _LOCK_CHUNK = 500
 
@@ -44,13 +59,50 @@ class AccessEvent:
     patient_address: str
     actor: User | None
     actor_address: str
-    action: str  # "open" | "deny" | "list" | "export" | "create" | "break_glass" | "tamper"
-    purpose: str  # "TREATMENT" | "TRAINING" | "OWNER" | "EMERGENCY"
-    outcome: str  # "allowed" | "denied" | "error"
-    legal_basis: str  # "owner" | "consent:<consent uuid>@<block>" | "break_glass:<id>" | "none"
+    action: AccessAction
+    purpose: AccessPurpose
+    outcome: AccessOutcome
+    legal_basis: LegalBasis  # a plain str of the same form is accepted (checked by `record_accesses`)
     record_id: str | None = None
     reason: str = ""
     detail: dict | None = None
+
+
+def access_event(
+    decision: AccessDecision,
+    *,
+    patient_address: str,
+    actor: User | None,
+    action: AccessAction,
+    outcome: AccessOutcome | None = None,
+    record_id: object | None = None,
+    reason: str = "",
+    detail: dict | None = None,
+    actor_address: str | None = None,
+) -> AccessEvent:
+    """The access-log event for a decision: its purpose and legal basis, the outcome it implies
+    (allowed / denied; pass ERROR for an integrity failure) and the actor's address."""
+    if outcome is None:
+        outcome = AccessOutcome.ALLOWED if decision.allowed else AccessOutcome.DENIED
+    if actor_address is None:
+        actor_address = (actor.eth_address if actor is not None else "") or ""
+    return AccessEvent(
+        patient_address=patient_address,
+        actor=actor,
+        actor_address=actor_address,
+        action=action,
+        purpose=decision.purpose,
+        outcome=outcome,
+        legal_basis=decision.legal_basis,
+        record_id=str(record_id) if record_id else None,
+        reason=reason,
+        detail=detail,
+    )
+
+
+def log_decision(decision: AccessDecision, **event: Any) -> AccessLogEntry:
+    """Append the entry for one decision (keywords as for `access_event`), in the caller's transaction."""
+    return record_access(access_event(decision, **event))
 
 
 def canonical_bytes(*, patient: str, seq: int, at: str, actor: dict[str, Any], event: AccessEvent) -> bytes:
@@ -61,10 +113,11 @@ def canonical_bytes(*, patient: str, seq: int, at: str, actor: dict[str, Any], e
         "seq": seq,
         "at": at,
         "actor": actor,
-        "action": event.action,
-        "purpose": event.purpose,
-        "outcome": event.outcome,
-        "legal_basis": event.legal_basis,
+        # str(): the enums and LegalBasis are written as their plain text, exactly as in version 1.
+        "action": str(event.action),
+        "purpose": str(event.purpose),
+        "outcome": str(event.outcome),
+        "legal_basis": str(event.legal_basis),
         "record": str(event.record_id) if event.record_id else None,
         "reason": event.reason,
         "detail": event.detail,
@@ -78,9 +131,7 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
 
 @lru_cache(maxsize=65536)
 def _address(value: str, field: str) -> str:
-    if not is_address(value):
-        raise BadAccessEvent(f"{field} must be an Ethereum address, got {value!r}", field=field)
-    return to_checksum_address(value)
+    return checksummed_address(value, field=field, error=BadAccessEvent)
 
 
 def _check(event: AccessEvent) -> None:
@@ -92,6 +143,10 @@ def _check(event: AccessEvent) -> None:
         raise BadAccessEvent(f"unknown purpose {event.purpose!r}", field="purpose")
     if not event.legal_basis:
         raise BadAccessEvent('legal_basis is required ("none" when nothing allowed it)', field="legal_basis")
+    try:
+        LegalBasis.parse(event.legal_basis)
+    except ValueError as exc:
+        raise BadAccessEvent(str(exc), field="legal_basis") from None
 
 
 def _actor_json(event: AccessEvent) -> dict[str, Any]:
@@ -134,6 +189,42 @@ def _lock_heads(patients: list[str]) -> dict[str, AuditChainHead]:
     return heads
 
 
+def _skip_anchored_seqs(heads: dict[str, AuditChainHead]) -> None:
+    """Never hand out a seq that already went into an anchor batch (the patients' heads are locked).
+
+    After a database restore or a rollback, a head row can be behind a seq whose entry was anchored (the
+    root on chain commits to it). Writing that seq again would give one (patient, seq) two entries, one
+    of them provable on chain. We skip forward rather than refuse: refusing would stop every open of the
+    patient's records (open_record logs before it decrypts) over a loss that cannot be undone, while
+    skipping keeps each seq bound to one entry for good and leaves the lost seqs as a gap that
+    verify_audit reports (missing_entry) from then on. The next entry chains from the last entry that
+    exists, so the chain stays checkable past the gap. What is known here is the head's anchored_seq and
+    the anchored leaves the database still has; a batch the restore lost entirely is known only to the
+    chain, without its leaves, and verify_audit reports it (anchored_batch_unknown).
+    """
+    floors = {patient: head.anchored_seq for patient, head in heads.items()}
+    patients = list(heads)
+    for start in range(0, len(patients), _LOCK_CHUNK):
+        anchored = (
+            AuditAnchorLeaf.objects.filter(patient_address__in=patients[start : start + _LOCK_CHUNK])
+            .exclude(batch__status=AuditBatchStatus.FAILED)  # never reached the chain
+            .values_list("patient_address")
+            .annotate(top=Max("seq"))
+        )
+        for patient, top in anchored:
+            floors[patient] = max(floors[patient], top)
+    for patient, head in heads.items():
+        if head.seq < floors[patient]:
+            logger.warning(
+                "access log of %s: head at seq %s is behind anchored seq %s; continuing at seq %s",
+                patient,
+                head.seq,
+                floors[patient],
+                floors[patient] + 1,
+            )
+            head.seq = floors[patient]
+
+
 def record_access(event: AccessEvent) -> AccessLogEntry:
     """Append one entry to the patient's chain, inside the caller's transaction (or its own)."""
     return record_accesses([event])[0]
@@ -159,6 +250,7 @@ def record_accesses(events: list[AccessEvent]) -> list[AccessLogEntry]:
     entries: list[AccessLogEntry | None] = [None] * len(events)
     with transaction.atomic():
         heads = _lock_heads(sorted(by_patient))
+        _skip_anchored_seqs(heads)
         for patient, head in heads.items():
             for index in by_patient[patient]:
                 event = prepared[index][1]
@@ -166,7 +258,7 @@ def record_accesses(events: list[AccessEvent]) -> list[AccessLogEntry]:
                 canonical = canonical_bytes(
                     patient=patient, seq=head.seq, at=at, actor=_actor_json(event), event=event
                 )
-                head.head_hash = chain_hash(head.head_hash, canonical)
+                head.head_hash = chain_hash(bytes(head.head_hash), canonical)
                 entries[index] = _entry(patient, head.seq, now, event, canonical, head.head_hash)
             head.updated_at = now
         created = AccessLogEntry.objects.bulk_create(entries, batch_size=_BULK_BATCH)  # type: ignore[arg-type]
@@ -182,7 +274,7 @@ def _save_heads(heads: list[AuditChainHead]) -> None:
     sql = f"UPDATE {table} SET seq = %s, head_hash = %s, updated_at = %s WHERE id = %s"  # noqa: S608
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [(h.seq, h.head_hash, adapt(h.updated_at), h.pk) for h in heads])
+        cursor.executemany(sql, [(h.seq, bytes(h.head_hash), adapt(h.updated_at), h.pk) for h in heads])
 
 
 def _entry(
@@ -193,10 +285,10 @@ def _entry(
         seq=seq,
         actor=event.actor,
         actor_address=event.actor_address or "",
-        action=event.action,
-        purpose=event.purpose,
-        outcome=event.outcome,
-        legal_basis=event.legal_basis,
+        action=str(event.action),
+        purpose=str(event.purpose),
+        outcome=str(event.outcome),
+        legal_basis=str(event.legal_basis),
         record_id=str(event.record_id) if event.record_id else "",
         reason=event.reason,
         detail=event.detail,

@@ -7,6 +7,7 @@ runs inside the indexer's transaction for that block range, so the tables move w
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -41,20 +42,20 @@ def on_consent_granted(events: Iterable[Any]) -> None:
     events = list(events)
     keys = {event.args["consentId"] for event in events}
     rows = {(row.consent_key, row.version): row for row in Consent.objects.filter(consent_key__in=keys)}
-    changed: dict[int | str, Consent] = {}
+    changed: dict[uuid.UUID, Consent] = {}
     created: list[Consent] = []
     for event in events:
         args = event.args
         key, version = args["consentId"], int(args["version"])
-        for (other_key, other_version), row in rows.items():
+        for (other_key, other_version), other in rows.items():
             # A re-grant of an active key (e.g. a new expiry) supersedes the row it replaces.
-            if other_key == key and other_version != version and row.status == ConsentStatus.ACTIVE:
-                row.status, row.ended_block, row.ended_at = (
+            if other_key == key and other_version != version and other.status == ConsentStatus.ACTIVE:
+                other.status, other.ended_block, other.ended_at = (
                     ConsentStatus.SUPERSEDED,
                     event.block_number,
                     _time(event),
                 )
-                changed[row.pk] = row
+                changed[other.pk] = other
         row = rows.get((key, version))
         if row is None:
             row = _chain_only_consent(event)

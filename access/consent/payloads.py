@@ -1,4 +1,5 @@
-"""EIP-712 consent payloads: build the exact typed data a wallet signs, and check a signed one.
+"""EIP-712 consent payloads: the registry domain they are bound to, and the check of a signed one (the
+messages themselves, Grant and Revoke, are contracts.messages).
 
 A submitted payload is never trusted as sent: its message fields are parsed, the canonical payload is
 rebuilt from them with *our* chain id and contract address, and the signature is recovered over that.
@@ -9,111 +10,37 @@ before anything is stored.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import is_address, to_checksum_address
 
 from contracts import client
-from contracts.typed_data import grant_typed_data, revoke_typed_data
+from contracts.messages import BadMessage, Domain, Grant, Revoke
 from healthhash.errors import DomainError
+from healthhash.eth_address import checksummed_or_none
+
+ConsentChange = TypeVar("ConsentChange", Grant, Revoke)
 
 
-class BadPayload(DomainError):
-    code = "bad_payload"
+class BadPayload(BadMessage):
+    """The envelope or domain of a signed payload is wrong (a bad message member raises BadMessage,
+    with the same code "bad_payload")."""
 
 
 class BadSignature(DomainError):
     code = "bad_signature"
 
 
-@dataclass(frozen=True)
-class GrantTerms:
-    patient: str
-    grantee: str
-    scope: str
-    purpose: int
-    expires_at: int  # unix seconds, 0 = never
-    version: int
-    deadline: int
-
-
-@dataclass(frozen=True)
-class RevokeTerms:
-    patient: str
-    grantee: str
-    scope: str
-    purpose: int
-    version: int
-    deadline: int
-
-
-def registry_domain() -> tuple[int, str]:
+def registry_domain() -> Domain:
     """(chain id, ConsentRegistry address) the payloads are bound to."""
     # The address comes from the deployments table: building a web3 Contract here cost ~1.5 ms a call.
-    return client.chain_id(), client.deployment_address("ConsentRegistry")
+    return Domain(client.chain_id(), client.deployment_address("ConsentRegistry"))
 
 
 def new_deadline() -> int:
     return int(time.time()) + settings.CONSENT_SIGNATURE_TTL_S
-
-
-def grant_payload(terms: GrantTerms, *, domain: tuple[int, str] | None = None) -> dict[str, Any]:
-    chain_id, contract = domain or registry_domain()
-    return grant_typed_data(
-        chain_id=chain_id,
-        verifying_contract=contract,
-        patient=terms.patient,
-        grantee=terms.grantee,
-        scope=terms.scope,
-        purpose=terms.purpose,
-        expires_at=terms.expires_at,
-        version=terms.version,
-        deadline=terms.deadline,
-    )
-
-
-def revoke_payload(terms: RevokeTerms) -> dict[str, Any]:
-    chain_id, contract = registry_domain()
-    return revoke_typed_data(
-        chain_id=chain_id,
-        verifying_contract=contract,
-        patient=terms.patient,
-        grantee=terms.grantee,
-        scope=terms.scope,
-        purpose=terms.purpose,
-        version=terms.version,
-        deadline=terms.deadline,
-    )
-
-
-def _field(message: dict[str, Any], name: str, kind: str) -> Any:
-    """One message member, typed as `kind` ("address", "uint" or "string"); errors name the path."""
-    path = f"typed_data.message.{name}"
-    if name not in message:
-        raise BadPayload(f"{name} is missing from the signed message", field=path)
-    value = message[name]
-    if kind == "address":
-        if not isinstance(value, str) or not is_address(value):
-            raise BadPayload(f"{name} must be an Ethereum address", field=path)
-        return to_checksum_address(value)
-    if kind == "uint":
-        # Wallets send uints as JSON numbers or decimal/hex strings; bools are not numbers here.
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise BadPayload(f"{name} must be an integer", field=path)
-        try:
-            number = int(value, 0) if isinstance(value, str) else value
-        except ValueError:
-            raise BadPayload(f"{name} must be an integer", field=path) from None
-        if number < 0:
-            raise BadPayload(f"{name} must not be negative", field=path)
-        return number
-    if not isinstance(value, str):
-        raise BadPayload(f"{name} must be a string", field=path)
-    return value
 
 
 def _check_envelope(typed_data: object, primary_type: str) -> dict[str, Any]:
@@ -134,9 +61,7 @@ def _check_domain(submitted: dict[str, Any], canonical: dict[str, Any]) -> None:
         raise BadPayload("typed_data.domain must be an object", field="typed_data.domain")
     try:
         same_chain = int(domain.get("chainId", -1)) == int(expected["chainId"])
-        same_contract = (
-            to_checksum_address(str(domain.get("verifyingContract"))) == expected["verifyingContract"]
-        )
+        same_contract = checksummed_or_none(domain.get("verifyingContract")) == expected["verifyingContract"]
     except (TypeError, ValueError):
         same_chain = same_contract = False
     if not same_chain:
@@ -175,42 +100,25 @@ def _check_deadline(deadline: int) -> None:
         )
 
 
-def verify_signed_grant(
-    typed_data: object, signature: object, *, domain: tuple[int, str] | None = None
-) -> tuple[GrantTerms, dict[str, Any]]:
-    """Parse and verify a signed Grant; returns its terms and the canonical payload.
+def _verify_signed(
+    message_type: type[ConsentChange], typed_data: object, signature: object, domain: Domain | None
+) -> ConsentChange:
+    message = message_type.from_message(_check_envelope(typed_data, message_type.primary_type))
+    canonical = message.typed_data(domain or registry_domain())
+    _check_domain(typed_data, canonical)  # type: ignore[arg-type]
+    _check_deadline(message.deadline)
+    _check_signature(canonical, signature, message.patient)
+    return message
+
+
+def verify_signed_grant(typed_data: object, signature: object, *, domain: Domain | None = None) -> Grant:
+    """Parse and verify a signed Grant; returns it as rebuilt on our domain (what the outbox relays).
 
     `domain` (chain id, registry address) may be passed by a caller verifying many at once.
     """
-    message = _check_envelope(typed_data, "Grant")
-    terms = GrantTerms(
-        patient=_field(message, "patient", "address"),
-        grantee=_field(message, "grantee", "address"),
-        scope=_field(message, "scope", "string"),
-        purpose=_field(message, "purpose", "uint"),
-        expires_at=_field(message, "expiresAt", "uint"),
-        version=_field(message, "version", "uint"),
-        deadline=_field(message, "deadline", "uint"),
-    )
-    canonical = grant_payload(terms, domain=domain)
-    _check_domain(typed_data, canonical)  # type: ignore[arg-type]
-    _check_deadline(terms.deadline)
-    _check_signature(canonical, signature, terms.patient)
-    return terms, canonical
+    return _verify_signed(Grant, typed_data, signature, domain)
 
 
-def verify_signed_revoke(typed_data: object, signature: object) -> tuple[RevokeTerms, dict[str, Any]]:
-    message = _check_envelope(typed_data, "Revoke")
-    terms = RevokeTerms(
-        patient=_field(message, "patient", "address"),
-        grantee=_field(message, "grantee", "address"),
-        scope=_field(message, "scope", "string"),
-        purpose=_field(message, "purpose", "uint"),
-        version=_field(message, "version", "uint"),
-        deadline=_field(message, "deadline", "uint"),
-    )
-    canonical = revoke_payload(terms)
-    _check_domain(typed_data, canonical)  # type: ignore[arg-type]
-    _check_deadline(terms.deadline)
-    _check_signature(canonical, signature, terms.patient)
-    return terms, canonical
+def verify_signed_revoke(typed_data: object, signature: object, *, domain: Domain | None = None) -> Revoke:
+    """Parse and verify a signed Revoke, as `verify_signed_grant` does a Grant."""
+    return _verify_signed(Revoke, typed_data, signature, domain)

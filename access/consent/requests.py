@@ -23,6 +23,7 @@ from access.consent import services as consent_services
 from access.consent.payloads import verify_signed_grant
 from access.consent.scopes import Scope, check_scope_belongs_to, parse_scope
 from access.identity.selectors import active_doctor
+from access.identity.users import address_of
 from access.models import AccessRequest, RequestStatus, Role, User
 from healthhash.errors import Conflict, DomainError, NotFound
 
@@ -71,7 +72,7 @@ def request_access(
     profile = active_doctor(doctor, to="ask for access")
     patient = patient_by_address(patient_address)
     parsed = parse_scope(scope)
-    check_scope_belongs_to(parsed, patient_address=patient.eth_address)
+    check_scope_belongs_to(parsed, patient_address=address_of(patient))
     purpose_value = consent_services.parse_purpose(purpose)
     if expires_at is not None and expires_at <= timezone.now():
         raise BadAccessRequest("expires_at must be in the future", field="expires_at")
@@ -89,7 +90,7 @@ def request_access(
         doctor=doctor,
         hospital=profile.hospital,
         patient=patient,
-        patient_address=patient.eth_address,
+        patient_address=address_of(patient),
         scope=str(parsed),
         purpose=purpose_value,
         expires_at=expires_at,
@@ -106,7 +107,7 @@ def requests_visible_to(user: User) -> QuerySet[AccessRequest]:
     )
 
 
-def _pending_for(patient: User, request_id: object) -> AccessRequest:
+def _pending_for(patient: User, request_id: uuid.UUID | str) -> AccessRequest:
     found = AccessRequest.objects.select_for_update().filter(pk=request_id, patient=patient).first()
     if found is None:
         raise NotFound("Not found.")
@@ -137,7 +138,11 @@ def _granted_terms(
 
 
 def prepare_approval(
-    *, patient: User, request_id: object, scope: str | None = None, expires_at: dt.datetime | None = None
+    *,
+    patient: User,
+    request_id: uuid.UUID | str,
+    scope: str | None = None,
+    expires_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The EIP-712 Grant a wallet signs to approve (with the chosen, possibly narrower, terms)."""
     with transaction.atomic():
@@ -145,7 +150,7 @@ def prepare_approval(
         granted, expiry = _granted_terms(request, scope=scope, expires_at=expires_at)
     return consent_services.prepare_grant(
         patient=patient,
-        grantee=request.doctor.eth_address,
+        grantee=address_of(request.doctor),
         scope=str(granted),
         purpose=request.purpose,
         expires_at=expiry,
@@ -156,7 +161,7 @@ def prepare_approval(
 def approve_access_request(
     *,
     patient: User,
-    request_id: object,
+    request_id: uuid.UUID | str,
     password: str | None = None,
     typed_data: object = None,
     signature: object = None,
@@ -167,10 +172,10 @@ def approve_access_request(
     or the patient's password for the managed key. The consent row and its outbox item commit with it."""
     request = _pending_for(patient, request_id)
     if signature is not None:
-        terms, _ = verify_signed_grant(typed_data, signature)
-        signed_expiry = dt.datetime.fromtimestamp(terms.expires_at, tz=dt.UTC) if terms.expires_at else None
+        grant = verify_signed_grant(typed_data, signature)
+        signed_expiry = dt.datetime.fromtimestamp(grant.expires_at, tz=dt.UTC) if grant.expires_at else None
         granted, expiry = _granted_terms(
-            request, scope=terms.scope, expires_at=signed_expiry, field_prefix="typed_data.message."
+            request, scope=grant.scope, expires_at=signed_expiry, field_prefix="typed_data.message."
         )
         if signed_expiry is None and request.expires_at is not None:
             raise BadAccessRequest(
@@ -178,7 +183,7 @@ def approve_access_request(
                 field="typed_data.message.expiresAt",
                 code="wider_than_requested",
             )
-        if terms.grantee != request.doctor.eth_address or terms.purpose != request.purpose:
+        if grant.grantee != request.doctor.eth_address or grant.purpose != request.purpose:
             raise BadAccessRequest(
                 "the signed grant names another grantee or purpose", field="typed_data.message"
             )
@@ -190,7 +195,7 @@ def approve_access_request(
         consent = consent_services.grant_with_managed_key(
             patient=patient,
             password=password,
-            grantee=request.doctor.eth_address,
+            grantee=address_of(request.doctor),
             scope=str(granted),
             purpose=request.purpose,
             expires_at=expiry,
@@ -206,7 +211,7 @@ def approve_access_request(
 
 
 @transaction.atomic
-def decline_access_request(*, patient: User, request_id: object, note: str = "") -> AccessRequest:
+def decline_access_request(*, patient: User, request_id: uuid.UUID | str, note: str = "") -> AccessRequest:
     request = _pending_for(patient, request_id)
     request.status, request.decided_at, request.decline_note = (
         RequestStatus.DECLINED,

@@ -13,19 +13,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from access.consent.payloads import (
-    GrantTerms,
-    RevokeTerms,
-    grant_payload,
     new_deadline,
     registry_domain,
-    revoke_payload,
     verify_signed_grant,
     verify_signed_revoke,
 )
 from access.consent.scopes import check_scope_belongs_to, parse_scope, scope_hash_hex
 from access.identity.keys import unlock_managed_key
+from access.identity.users import address_of
 from access.models import Consent, ConsentStatus, Doctor, Hospital, Purpose, Role, User
 from contracts import outbox
+from contracts.messages import Domain, Grant, Revoke
+from contracts.relayer_kinds import ConsentGrantItem, ConsentRevokeItem
 from contracts.typed_data import consent_id as chain_consent_id
 from healthhash.errors import Conflict, DomainError, Forbidden, NotFound
 
@@ -52,7 +51,7 @@ def resolve_grantee(address: str, *, field: str = "grantee") -> Grantee:
     )
     if doctor is not None:
         if doctor.active and doctor.hospital.active:
-            return Grantee(doctor.user.eth_address, doctor.user, doctor.hospital)
+            return Grantee(address_of(doctor.user), doctor.user, doctor.hospital)
         raise GranteeNotRegistered(f"doctor {address} is not active at a registered hospital", field=field)
     hospital = Hospital.objects.filter(account_address__iexact=address).first()
     if hospital is not None:
@@ -74,9 +73,11 @@ def consent_key_of(*, patient: str, grantee: str, scope: str, purpose: int) -> s
     return "0x" + chain_consent_id(patient, grantee, bytes.fromhex(scope_hash_hex(scope)[2:]), purpose).hex()
 
 
-def require_patient(user: User) -> None:
+def require_patient(user: User) -> str:
+    """`user`'s chain address, if they are a patient with one; else 403."""
     if user.role != Role.PATIENT or not user.eth_address:
         raise Forbidden("only patients give or revoke consent")
+    return user.eth_address
 
 
 def _expected_version(rows: list[Consent], *, submitted: int | None = None) -> int:
@@ -106,11 +107,11 @@ def _next_version(consent_key: str) -> int:
 
 
 def _require_version(checked: CheckedGrant, rows: list[Consent]) -> None:
-    expected = _expected_version(rows, submitted=checked.terms.version)
-    if checked.terms.version != expected:
+    expected = _expected_version(rows, submitted=checked.grant.version)
+    if checked.grant.version != expected:
         raise Conflict(
             "the consent changed since this payload was prepared "
-            f"(version {checked.terms.version}, expected {expected})",
+            f"(version {checked.grant.version}, expected {expected})",
             code="stale_version",
         )
 
@@ -127,16 +128,16 @@ def prepare_grant(
     *, patient: User, grantee: str, scope: str, purpose: object, expires_at: dt.datetime | None
 ) -> dict[str, Any]:
     """The EIP-712 Grant a wallet signs with eth_signTypedData_v4, checked as if it were submitted."""
-    require_patient(patient)
+    patient_address = require_patient(patient)
     who = resolve_grantee(grantee)
     parsed = parse_scope(scope)
-    check_scope_belongs_to(parsed, patient_address=patient.eth_address)
+    check_scope_belongs_to(parsed, patient_address=patient_address)
     purpose_value = parse_purpose(purpose)
     key = consent_key_of(
-        patient=patient.eth_address, grantee=who.address, scope=str(parsed), purpose=purpose_value
+        patient=patient_address, grantee=who.address, scope=str(parsed), purpose=purpose_value
     )
-    terms = GrantTerms(
-        patient=patient.eth_address,
+    grant = Grant(
+        patient=patient_address,
         grantee=who.address,
         scope=str(parsed),
         purpose=purpose_value,
@@ -144,13 +145,13 @@ def prepare_grant(
         version=_next_version(key),
         deadline=new_deadline(),
     )
-    return grant_payload(terms)
+    return grant.typed_data(registry_domain())
 
 
 def prepare_revoke(*, patient: User, consent: Consent) -> dict[str, Any]:
     require_patient(patient)
     _check_revocable(patient=patient, consent=consent)
-    terms = RevokeTerms(
+    revoke = Revoke(
         patient=consent.patient_address,
         grantee=consent.grantee_address,
         scope=consent.scope,
@@ -158,7 +159,7 @@ def prepare_revoke(*, patient: User, consent: Consent) -> dict[str, Any]:
         version=_next_version(consent.consent_key),
         deadline=new_deadline(),
     )
-    return revoke_payload(terms)
+    return revoke.typed_data(registry_domain())
 
 
 @dataclass(frozen=True)
@@ -166,11 +167,13 @@ class CheckedGrant:
     """A signed Grant that passed every check that does not depend on other pending changes."""
 
     patient: User
-    terms: GrantTerms
-    canonical: dict[str, Any]
+    grant: Grant
     grantee: Grantee
-    key: str
     signature: str
+
+    @property
+    def key(self) -> str:
+        return self.grant.consent_key
 
 
 @dataclass(frozen=True)
@@ -186,43 +189,41 @@ def check_signed_grant(
     typed_data: object,
     signature: object,
     grantees: dict[str, Grantee] | None = None,
-    domain: tuple[int, str] | None = None,
+    domain: Domain | None = None,
 ) -> CheckedGrant:
     """Signature, domain, deadline, signer = the submitting patient, grantee, scope, purpose, expiry.
 
     `grantees` and `domain` let a batch resolve each grantee and the registry address once.
     """
     require_patient(patient)
-    terms, canonical = verify_signed_grant(typed_data, signature, domain=domain)
-    if terms.patient != patient.eth_address:
+    grant = verify_signed_grant(typed_data, signature, domain=domain)
+    if grant.patient != patient.eth_address:
         raise Forbidden("you can only submit consents for your own chart", field="typed_data.message.patient")
-    who = (grantees or {}).get(terms.grantee) or resolve_grantee(
-        terms.grantee, field="typed_data.message.grantee"
+    who = (grantees or {}).get(grant.grantee) or resolve_grantee(
+        grant.grantee, field="typed_data.message.grantee"
     )
     if grantees is not None:
-        grantees[terms.grantee] = who
-    parsed = parse_scope(terms.scope, field="typed_data.message.scope")
-    if str(parsed) != terms.scope:
+        grantees[grant.grantee] = who
+    parsed = parse_scope(grant.scope, field="typed_data.message.scope")
+    if str(parsed) != grant.scope:
         raise BadConsentTerms("scope is not in canonical form", field="typed_data.message.scope")
     check_scope_belongs_to(parsed, patient_address=patient.eth_address, field="typed_data.message.scope")
-    parse_purpose(terms.purpose, field="typed_data.message.purpose")
-    if terms.expires_at and terms.expires_at <= int(timezone.now().timestamp()):
+    parse_purpose(grant.purpose, field="typed_data.message.purpose")
+    if grant.expires_at and grant.expires_at <= int(timezone.now().timestamp()):
         raise BadConsentTerms(
             "expiresAt is in the past", field="typed_data.message.expiresAt", code="bad_expiry"
         )
-    key = consent_key_of(patient=terms.patient, grantee=who.address, scope=terms.scope, purpose=terms.purpose)
-    return CheckedGrant(patient, terms, canonical, who, key, _hex(signature))
+    return CheckedGrant(patient, grant, who, _hex(signature))
 
 
-@transaction.atomic
 def submit_signed_grant(*, patient: User, typed_data: object, signature: object) -> Consent:
     """Verify a signed Grant off chain, then store it as pending with its outbox item (one transaction)."""
     checked = check_signed_grant(patient=patient, typed_data=typed_data, signature=signature)
-    _require_version(checked, list(Consent.objects.filter(consent_key=checked.key)))
-    return _store_pending_grants([checked])[0]
+    with transaction.atomic():  # after the signature check, as in submit_signed_grants
+        _require_version(checked, list(Consent.objects.filter(consent_key=checked.key)))
+        return _store_pending_grants([checked])[0]
 
 
-@transaction.atomic
 def submit_signed_grants(*, grants: list[SignedGrant]) -> list[Consent | DomainError]:
     """Many signed grants in one transaction, each checked exactly as `submit_signed_grant` checks it.
 
@@ -233,11 +234,19 @@ def submit_signed_grants(*, grants: list[SignedGrant]) -> list[Consent | DomainE
     grantees: dict[str, Grantee] = {}
     domain = registry_domain()
     results: list[CheckedGrant | DomainError] = []
+    # Signatures are checked before the transaction: on SQLite it holds the one write lock, which
+    # the relayer needs meanwhile (checking 100 signatures takes longer than storing them).
     for grant in grants:
         try:
             results.append(check_signed_grant(grantees=grantees, domain=domain, **grant.__dict__))
         except DomainError as exc:
             results.append(exc)
+    with transaction.atomic():
+        return _store_checked_grants(results)
+
+
+def _store_checked_grants(results: list[CheckedGrant | DomainError]) -> list[Consent | DomainError]:
+    """Version checks against the stored rows, then the pending rows; inside the caller's transaction."""
     keys = {item.key for item in results if isinstance(item, CheckedGrant)}
     rows_by_key: dict[str, list[Consent]] = {}
     for row in Consent.objects.filter(consent_key__in=keys):
@@ -254,7 +263,7 @@ def submit_signed_grants(*, grants: list[SignedGrant]) -> list[Consent | DomainE
         accepted.append(item)
         # A second change of the same key in this batch must wait for the first, as across requests.
         rows_by_key.setdefault(item.key, []).append(
-            Consent(status=ConsentStatus.PENDING, version=item.terms.version)
+            Consent(status=ConsentStatus.PENDING, version=item.grant.version)
         )
     stored = iter(_store_pending_grants(accepted))
     return [next(stored) if isinstance(item, CheckedGrant) else item for item in results]
@@ -262,32 +271,23 @@ def submit_signed_grants(*, grants: list[SignedGrant]) -> list[Consent | DomainE
 
 def _store_pending_grants(checked: list[CheckedGrant]) -> list[Consent]:
     """The pending consent rows and their outbox items, in bulk, inside the caller's transaction."""
-    items = outbox.enqueue_many(
-        [
-            (
-                "consent.grant",
-                {"message": c.canonical["message"], "signature": c.signature},
-                f"consent.grant:{c.key}:{c.terms.version}",
-            )
-            for c in checked
-        ]
-    )
+    items = outbox.enqueue_many(ConsentGrantItem(c.grant, c.signature) for c in checked)
     consents = [
         Consent(
             grant_outbox=item,
             consent_key=c.key,
             patient=c.patient,
-            patient_address=c.terms.patient,
+            patient_address=c.grant.patient,
             grantee_address=c.grantee.address,
             grantee_user=c.grantee.user,
             grantee_hospital=c.grantee.hospital,
-            scope=c.terms.scope,
-            scope_hash=scope_hash_hex(c.terms.scope),
-            purpose=c.terms.purpose,
-            expires_at=dt.datetime.fromtimestamp(c.terms.expires_at, tz=dt.UTC)
-            if c.terms.expires_at
+            scope=c.grant.scope,
+            scope_hash="0x" + c.grant.scope_hash.hex(),
+            purpose=c.grant.purpose,
+            expires_at=dt.datetime.fromtimestamp(c.grant.expires_at, tz=dt.UTC)
+            if c.grant.expires_at
             else None,
-            version=c.terms.version,
+            version=c.grant.version,
         )
         for c, item in zip(checked, items, strict=True)
     ]
@@ -314,25 +314,21 @@ def submit_signed_revoke(
     require_patient(patient)
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
     _check_revocable(patient=patient, consent=consent)
-    terms, canonical = verify_signed_revoke(typed_data, signature)
-    signed_for = (terms.patient, terms.grantee, terms.scope, terms.purpose)
+    revoke = verify_signed_revoke(typed_data, signature)
+    signed_for = (revoke.patient, revoke.grantee, revoke.scope, revoke.purpose)
     if signed_for != (consent.patient_address, consent.grantee_address, consent.scope, consent.purpose):
         raise BadConsentTerms("the signed Revoke names another consent", field="typed_data.message")
     expected = _next_version(consent.consent_key)
-    if terms.version != expected:
+    if revoke.version != expected:
         raise Conflict(
             f"the consent changed since this payload was prepared "
-            f"(version {terms.version}, expected {expected})",
+            f"(version {revoke.version}, expected {expected})",
             code="stale_version",
         )
-    consent.revoke_version = terms.version
+    consent.revoke_version = revoke.version
     consent.revoke_requested_at = timezone.now()
     consent.revoke_failure_reason = ""
-    consent.revoke_outbox = outbox.enqueue(
-        kind="consent.revoke",
-        payload={"message": canonical["message"], "signature": _hex(signature)},
-        idempotency_key=f"consent.revoke:{consent.consent_key}:{terms.version}",
-    )
+    consent.revoke_outbox = outbox.enqueue(ConsentRevokeItem(revoke, _hex(signature)))
     consent.save(
         update_fields=["revoke_version", "revoke_requested_at", "revoke_failure_reason", "revoke_outbox"]
     )

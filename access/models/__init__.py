@@ -6,10 +6,13 @@ from access.models.audit import (  # noqa: F401 - re-exported
     AccessAction,
     AccessLogEntry,
     AccessOutcome,
+    AccessPurpose,
     AuditAnchorBatch,
     AuditAnchorLeaf,
     AuditBatchStatus,
     AuditChainHead,
+    LegalBasis,
+    LegalBasisKind,
 )
 from access.models.breakglass import BreakGlass, ReviewStatus  # noqa: F401 - re-exported
 from access.models.consent import *  # noqa: F403

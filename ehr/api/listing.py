@@ -7,12 +7,30 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from django.db import transaction
-from django.utils import timezone
 
 from access.audit import log as audit
-from access.models import BreakGlass, Purpose, User
+from access.audit.breakglass import live_break_glasses
+from access.audit.decisions import AccessDecision
+from access.consent import rule as consent_rule
+from access.identity.users import address_of
+from access.models import AccessAction, AccessOutcome, AccessPurpose, LegalBasis, Purpose, User
 from ehr.models import Record
-from ehr.record_selectors import active_consents
+
+
+def _decisions(doctor: User, patients: list[str]) -> dict[str, AccessDecision]:
+    """Per patient, what let the doctor see the page's records, in the record door's order: a covering
+    TREATMENT consent first, then a live break-glass (both from access's rules)."""
+    bases = consent_rule.legal_bases(
+        grantee_address=address_of(doctor), purpose=Purpose.TREATMENT, patient_addresses=patients
+    )
+    decisions = {
+        patient: AccessDecision(True, "consent", AccessPurpose.TREATMENT, basis)
+        for patient, basis in bases.items()
+    }
+    glasses = live_break_glasses(doctor=doctor).filter(patient_address__in=patients).order_by("-started_at")
+    for glass_id, patient in glasses.values_list("id", "patient_address"):
+        decisions.setdefault(patient, AccessDecision.by_break_glass(glass_id))
+    return decisions
 
 
 def log_doctor_listing(doctor: User, page: Sequence[Record]) -> None:
@@ -21,29 +39,17 @@ def log_doctor_listing(doctor: User, page: Sequence[Record]) -> None:
         by_patient[record.patient_address].append(str(record.id))
     if not by_patient:
         return
-    bases: dict[str, str] = {}
-    consents = active_consents(grantee_address=doctor.eth_address, purpose=Purpose.TREATMENT).filter(
-        patient_address__in=list(by_patient)
-    )
-    for consent_id, patient, block in consents.values_list("id", "patient_address", "granted_block"):
-        bases.setdefault(patient, f"consent:{consent_id}@{block}")
-    glasses = BreakGlass.objects.filter(
-        doctor=doctor,
-        patient_address__in=list(by_patient),
-        ended_at__isnull=True,
-        expires_at__gt=timezone.now(),
-    )
-    for glass_id, patient in glasses.values_list("id", "patient_address"):
-        bases.setdefault(patient, f"break_glass:{glass_id}")
+    decisions = _decisions(doctor, list(by_patient))
+    # A listed record is visible, so a patient without a basis here is a race (revoked meanwhile):
+    # still logged, as allowed under TREATMENT with basis "none", as before.
+    fallback = AccessDecision(True, "listed", AccessPurpose.TREATMENT, LegalBasis.none())
     events = [
-        audit.AccessEvent(
+        audit.access_event(
+            decisions.get(patient, fallback),
             patient_address=patient,
             actor=doctor,
-            actor_address=doctor.eth_address or "",
-            action="list",
-            purpose="EMERGENCY" if bases.get(patient, "").startswith("break_glass") else "TREATMENT",
-            outcome="allowed",
-            legal_basis=bases.get(patient, "none"),
+            action=AccessAction.LIST,
+            outcome=AccessOutcome.ALLOWED,
             detail={"records": record_ids},
         )
         for patient, record_ids in sorted(by_patient.items())

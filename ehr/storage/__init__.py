@@ -9,6 +9,7 @@ from __future__ import annotations
 from ehr.storage.base import (
     AddResult,
     BlockCorrupted,
+    BlockMissing,
     CidMismatch,
     ContentStore,
     InvalidCid,
@@ -24,6 +25,7 @@ from ehr.storage.unixfs import compute_cid
 __all__ = [
     "AddResult",
     "BlockCorrupted",
+    "BlockMissing",
     "CidMismatch",
     "ContentStore",
     "InvalidCid",

@@ -6,7 +6,7 @@ Callers (record services, the push command) depend on `ContentStore` only; `Loca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -20,7 +20,8 @@ class StorageUnavailable(StorageError):
 
 
 class BlockCorrupted(StorageError):
-    """A stored block does not hash to its CID, or a block the DAG links to is missing.
+    """Stored bytes are present but altered: a block does not hash to its CID, or the sizes a DAG node
+    records do not match its children.
 
     Raised instead of returning data: corrupted or tampered bytes are never handed out.
     """
@@ -32,6 +33,12 @@ class CidMismatch(StorageError):
 
 class NotFound(StorageError):
     """No object with that CID is stored (or pinned) in this store."""
+
+
+class BlockMissing(NotFound):
+    """The root is known but bytes it needs are gone: a linked block, or the pack file holding a block is
+    deleted or cut short. Lost data, not altered data: kept apart from BlockCorrupted on purpose.
+    Messages name CIDs, never files."""
 
 
 class InvalidCid(StorageError, ValueError):
@@ -63,8 +70,23 @@ class ContentStore(Protocol):
         """Store and pin `data`; `cid_version` overrides the store's default (0 or 1)."""
         ...
 
+    def add_many(self, datas: Sequence[bytes], *, cid_version: int | None = None) -> list[AddResult]:
+        """Store and pin several blobs in one call; results come in the order of `datas`.
+
+        All or nothing: if one add fails, the blobs this call already pinned are unpinned again
+        and the error is raised (on a remote node that clean-up is best effort).
+        """
+        ...
+
     def cat(self, cid: str) -> bytes:
-        """Return the bytes of `cid`, verified against the CID; raises NotFound, BlockCorrupted."""
+        """Return the bytes of `cid`, verified against the CID; raises NotFound (BlockMissing when only
+        part of it is gone), BlockCorrupted."""
+        ...
+
+    def cat_many(self, cids: Sequence[str]) -> list[bytes | StorageError]:
+        """Each file's bytes, or the error reading that file raised (as `cat` would), in the order of
+        `cids`: one bad file does not hide the others. A store that cannot be used at all raises
+        StorageUnavailable for the batch. For bulk readers (a training worker's dataset)."""
         ...
 
     def has(self, cid: str) -> bool:

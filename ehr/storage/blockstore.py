@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from ehr.storage.base import AddResult, BlockCorrupted, NotFound, ObjectStat
+from ehr.storage.base import AddResult, BlockMissing, NotFound, ObjectStat, StorageError
 from ehr.storage.packfile import PackWriter
 from ehr.storage.unixfs import (
     CODEC_RAW,
@@ -159,12 +159,28 @@ class LocalBlockStore:
             )
 
     def cat(self, cid: str) -> bytes:
-        """The file's bytes; every block is verified (BlockCorrupted), a missing root is NotFound."""
+        """The file's bytes; every block is verified (BlockCorrupted), a missing root is NotFound and a
+        missing or cut-short block under a known root is BlockMissing."""
         root = parse_cid(cid)
         with self._connect() as db, _PackReader(self._packs, db) as reader:
             if not reader.has(root):
                 raise NotFound(f"{cid} is not in the local store")
             return read_file(root, reader.load)
+
+    def cat_many(self, cids: Sequence[str]) -> list[bytes | StorageError]:
+        """Each file's bytes or its error, as `cat` would give them, over one index connection and one
+        open per pack (a connection per `cat` costs ~0.5 ms, far more than reading a small record)."""
+        results: list[bytes | StorageError] = []
+        with self._connect() as db, _PackReader(self._packs, db) as reader:
+            for cid in cids:
+                try:
+                    root = parse_cid(cid)
+                    if not reader.has(root):
+                        raise NotFound(f"{cid} is not in the local store")
+                    results.append(read_file(root, reader.load))
+                except StorageError as exc:
+                    results.append(exc)
+        return results
 
     def has(self, cid: str) -> bool:
         """True if `cid` is a pinned root."""
@@ -358,8 +374,13 @@ class _PackReader:
             "SELECT pack, offset, length FROM blocks WHERE digest = ?", (cid.digest,)
         ).fetchone()
         if row is None:
-            raise BlockCorrupted(f"block {cid} linked from the DAG is missing")
-        return self.read(*row)
+            raise BlockMissing(f"block {cid} linked from the DAG is missing")
+        try:
+            return self.read(*row)
+        except BlockMissing as exc:
+            # Errors name the block, never the pack file: they may travel up to an API answer. The
+            # pack's name stays on the chained exception, for the server log.
+            raise BlockMissing(f"block {cid} is missing from the store") from exc
 
     def read(self, pack: str, offset: int, length: int) -> bytes:
         fd = self._fds.get(pack)
@@ -367,10 +388,11 @@ class _PackReader:
             try:
                 fd = self._fds[pack] = os.open(self._packs / pack, os.O_RDONLY)
             except FileNotFoundError:
-                raise BlockCorrupted(f"pack {pack} is missing") from None
+                raise BlockMissing(f"pack {pack} is missing") from None
         data = os.pread(fd, length, offset)
         if len(data) != length:
-            raise BlockCorrupted(f"pack {pack} is truncated")
+            # The bytes are not there to compare: lost (a cut-short file), not altered.
+            raise BlockMissing(f"pack {pack} is truncated")
         return data
 
 

@@ -9,7 +9,8 @@ every CID the node reports against the one computed locally for the same bytes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ from ehr.storage.base import (
     StorageUnavailable,
 )
 from ehr.storage.unixfs import CHUNK_SIZE, encode_file, parse_cid
+
+log = logging.getLogger(__name__)
 
 MIN_KUBO_VERSION = (0, 8, 0)
 _NOT_FOUND_MARKERS = ("not found", "could not find", "not pinned", "no link named")
@@ -84,6 +87,22 @@ class KuboStore:
             raise CidMismatch(f"Kubo stored the bytes as {reported}, expected {expected.root}")
         return AddResult(cid=str(expected.root), size=expected.size, blocks=len(expected.blocks))
 
+    def add_many(self, datas: Sequence[bytes], *, cid_version: int | None = None) -> list[AddResult]:
+        """Add and pin each blob in turn; if one fails, unpin the ones added before it and re-raise.
+
+        One `add` request per blob: a multipart `add` of several files makes Kubo pin the directory
+        that holds them rather than each file. Kubo pins are not counted, so a rolled-back blob that
+        was pinned before this call is unpinned too (sealed bytes never repeat: each has its own key).
+        """
+        added: list[AddResult] = []
+        try:
+            for data in datas:
+                added.append(self.add(data, cid_version=cid_version))
+        except BaseException:
+            self._unpin_quietly([result.cid for result in added])
+            raise
+        return added
+
     def cat(self, cid: str) -> bytes:
         """The bytes of `cid`, re-encoded locally and checked against the CID (CidMismatch)."""
         parsed = parse_cid(cid)
@@ -91,6 +110,18 @@ class KuboStore:
         if encode_file(data, cid_version=parsed.version).root != parsed:
             raise CidMismatch(f"Kubo returned bytes that do not hash to {cid}")
         return data
+
+    def cat_many(self, cids: Sequence[str]) -> list[bytes | StorageError]:
+        """Each file's bytes or its error, one `cat` after another; a node that is down fails the batch."""
+        results: list[bytes | StorageError] = []
+        for cid in cids:
+            try:
+                results.append(self.cat(cid))
+            except StorageUnavailable:
+                raise
+            except StorageError as exc:
+                results.append(exc)
+        return results
 
     def has(self, cid: str) -> bool:
         """True if the node pins `cid` recursively."""
@@ -113,6 +144,14 @@ class KuboStore:
     def list_roots(self) -> Iterator[str]:
         """Recursively pinned CIDs on the node (including pins this store did not make)."""
         return iter(sorted(self._json("pin/ls", {"type": "recursive"})["Keys"]))
+
+    def _unpin_quietly(self, cids: Sequence[str]) -> None:
+        for cid in cids:
+            try:
+                self.remove(cid)
+            except StorageError:
+                # The node's pin stays; the caller's own error is the one to report.
+                log.warning("could not unpin %s after a failed add_many", cid, exc_info=True)
 
     def _json(self, endpoint: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         reply = self._post(endpoint, params=params).json()

@@ -13,8 +13,8 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import ContractCustomError
 
-from contracts.codec import directory_action_args, signed_grant_args, signed_revoke_args
-from contracts.typed_data import directory_action_typed_data, grant_typed_data, revoke_typed_data
+from contracts.codec import SignedConsentTuple
+from contracts.messages import DirectoryAction, Domain, Grant, Revoke
 
 ZERO32 = b"\0" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -51,12 +51,10 @@ def signed_grant(
     chain_id: int | None = None,
     verifying_contract: str | None = None,
     signer: LocalAccount | None = None,
-) -> tuple:
+) -> SignedConsentTuple:
     """A SignedGrant tuple; the overrides build the wrong-domain / wrong-signer cases."""
     w3 = registry.w3
-    payload = grant_typed_data(
-        chain_id=chain_id if chain_id is not None else w3.eth.chain_id,
-        verifying_contract=verifying_contract or registry.address,
+    grant = Grant(
         patient=patient.address,
         grantee=grantee,
         scope=scope,
@@ -65,8 +63,10 @@ def signed_grant(
         version=version,
         deadline=deadline if deadline is not None else chain_now(w3) + 3600,
     )
-    signature = Account.sign_typed_data((signer or patient).key, full_message=payload).signature
-    return signed_grant_args(payload["message"], signature)
+    domain = Domain(
+        chain_id if chain_id is not None else w3.eth.chain_id, verifying_contract or registry.address
+    )
+    return _signed(grant, domain, signer or patient)
 
 
 def signed_revoke(
@@ -79,11 +79,10 @@ def signed_revoke(
     version: int = 1,
     deadline: int | None = None,
     signer: LocalAccount | None = None,
-) -> tuple:
+) -> SignedConsentTuple:
+    """A SignedRevoke tuple (by default of the consent's version 1: the one after its first grant)."""
     w3 = registry.w3
-    payload = revoke_typed_data(
-        chain_id=w3.eth.chain_id,
-        verifying_contract=registry.address,
+    revoke = Revoke(
         patient=patient.address,
         grantee=grantee,
         scope=scope,
@@ -91,8 +90,12 @@ def signed_revoke(
         version=version,
         deadline=deadline if deadline is not None else chain_now(w3) + 3600,
     )
-    signature = Account.sign_typed_data((signer or patient).key, full_message=payload).signature
-    return signed_revoke_args(payload["message"], signature)
+    return _signed(revoke, Domain(w3.eth.chain_id, registry.address), signer or patient)
+
+
+def _signed(message: Grant | Revoke, domain: Domain, signer: LocalAccount) -> SignedConsentTuple:
+    payload = message.typed_data(domain)
+    return message.calldata(Account.sign_typed_data(signer.key, full_message=payload).signature)
 
 
 def signed_action(
@@ -108,9 +111,7 @@ def signed_action(
 ) -> tuple[tuple, bytes]:
     """(Action tuple, 65-byte signature) of a DirectoryAction signed by `signer`."""
     w3 = directory.w3
-    payload = directory_action_typed_data(
-        chain_id=w3.eth.chain_id,
-        verifying_contract=directory.address,
+    action = DirectoryAction(
         op=op,
         hospital_id=hospital_id,
         subject=subject,
@@ -118,5 +119,6 @@ def signed_action(
         nonce=nonce if nonce is not None else directory.functions.nonces(signer.address).call(),
         deadline=deadline if deadline is not None else chain_now(w3) + 3600,
     )
+    payload = action.typed_data(Domain(w3.eth.chain_id, directory.address))
     signature = Account.sign_typed_data(signer.key, full_message=payload).signature
-    return directory_action_args(payload["message"]), bytes(signature)
+    return action.as_tuple(), bytes(signature)

@@ -13,7 +13,7 @@ from web3.logs import DISCARD
 
 from contracts.typed_data import consent_id, scope_hash
 from tests.contracts.consent_signing import ZERO32, chain_now, signed_grant, signed_revoke
-from tests.fixtures.chain import DeployedContracts, transact
+from tests.fixtures.chain import ChainClock, DeployedContracts, transact
 
 SCOPES = ("chart", "category:laboratory", "record:0b7e-1")
 EXPIRY_OFFSETS = (0, 50, 10_000)  # 0 = never
@@ -64,11 +64,15 @@ def chain(deployed_contracts: DeployedContracts) -> DeployedContracts:
 
 
 def apply(
-    chain: DeployedContracts, model: ConsentModel, op: tuple, patients: list, grantees: list[str]
+    clock: ChainClock,
+    chain: DeployedContracts,
+    model: ConsentModel,
+    op: tuple,
+    patients: list,
+    grantees: list[str],
 ) -> None:
     if op[0] == "wait":
-        chain.w3.provider.make_request("evm_increaseTime", [op[1]])
-        chain.w3.provider.make_request("evm_mine", [])
+        clock.advance(op[1])
         return
     kind, p, g, s, purpose, offset, stale = op
     key = (patients[p].address, grantees[g], SCOPES[s], purpose)
@@ -104,12 +108,12 @@ def apply(
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
-def test_is_allowed_agrees_with_the_python_model(chain, ops):
+def test_is_allowed_agrees_with_the_python_model(chain, chain_clock: ChainClock, ops):
     patients = [Account.create() for _ in range(2)]
     grantees = [chain.accounts.doctors[0].address, chain.accounts.hospital_account.address]
     model = ConsentModel()
     for op in ops:
-        apply(chain, model, op, patients, grantees)
+        apply(chain_clock, chain, model, op, patients, grantees)
     now = chain_now(chain.w3)
     for key, expected in model.consents.items():
         cid = consent_id(key[0], key[1], scope_hash(key[2]), key[3])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
+from web3.types import TxReceipt
 
 from contracts.typed_data import consent_id, hospital_id, scope_hash
 from tests.contracts.consent_signing import (
@@ -16,7 +18,7 @@ from tests.contracts.consent_signing import (
     signed_grant,
     signed_revoke,
 )
-from tests.fixtures.chain import DeployedContracts, transact
+from tests.fixtures.chain import ChainClock, DeployedContracts, transact
 
 TREATMENT, TRAINING = 0, 1
 
@@ -50,7 +52,7 @@ def consent_state(
     return tuple(chain.registry.functions.consentOf(cid).call())
 
 
-def relay(chain: DeployedContracts, fn) -> dict:
+def relay(chain: DeployedContracts, fn: ContractFunction) -> TxReceipt:
     return transact(fn, chain.accounts.relayer.address)
 
 
@@ -180,7 +182,7 @@ def test_expiry_in_the_past_is_rejected(chain, doctor):
         relay(chain, chain.registry.functions.grantBySig(grant))
 
 
-def test_consent_stops_allowing_access_once_expired(chain, doctor):
+def test_consent_stops_allowing_access_once_expired(chain, doctor, chain_clock: ChainClock):
     patient = Account.create()
     expires_at = chain_now(chain.w3) + 100
     relay(
@@ -190,8 +192,7 @@ def test_consent_stops_allowing_access_once_expired(chain, doctor):
         ),
     )
     assert allowed(chain, patient.address, doctor)
-    chain.w3.provider.make_request("evm_increaseTime", [101])
-    chain.w3.provider.make_request("evm_mine", [])
+    chain_clock.advance(101)
     assert not allowed(chain, patient.address, doctor)
     assert consent_state(chain, patient.address, doctor) == (True, expires_at, 1)
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from bench.chain import benchmark_indexer
 from contracts import indexer
@@ -112,7 +113,9 @@ def test_ingest_receipt_then_sync_hands_each_event_out_once(world: World, record
     assert ChainEvent.objects.filter(args__doctor=doctor).count() == 1
 
 
-def test_confirmation_depth_holds_back_the_last_blocks(world: World, recorder: Recorder, settings) -> None:  # type: ignore[no-untyped-def]
+def test_confirmation_depth_holds_back_the_last_blocks(
+    world: World, recorder: Recorder, settings: SettingsWrapper
+) -> None:
     indexer.sync_chain()  # caught up with the world's setup
     settings.CHAIN_CONFIRMATIONS = 2
     doctor = register_doctor(world)
@@ -141,15 +144,18 @@ def test_a_failing_handler_rolls_back_its_range_and_it_is_retried(world: World, 
     assert indexer.sync_chain().new_events >= 3
 
 
-def test_small_block_ranges_give_the_same_events(world: World, recorder: Recorder, settings) -> None:  # type: ignore[no-untyped-def]
+def test_small_block_ranges_give_the_same_events(
+    world: World, recorder: Recorder, settings: SettingsWrapper
+) -> None:
     settings.INDEXER_MAX_BLOCK_RANGE = 1
     report = indexer.sync_chain()
+    assert report.to_block is not None and report.from_block is not None
     assert report.ranges == report.to_block - report.from_block + 1 > 1
     assert recorder.doctors() == [d.address for d in world.doctors]
 
 
 @pytest.fixture
-def own_world(settings) -> Iterator[World]:  # type: ignore[no-untyped-def]
+def own_world(settings: SettingsWrapper) -> Iterator[World]:
     """A world on its own anvil, since this test rewrites the chain's history."""
     node = start_anvil()
     try:

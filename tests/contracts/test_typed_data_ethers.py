@@ -1,12 +1,12 @@
-"""Payloads of contracts.typed_data, signed by ethers v6 as a browser wallet would, are accepted on chain."""
+"""Payloads of contracts.messages, signed by ethers v6 as a browser wallet would, are accepted on chain."""
 
 from __future__ import annotations
 
 import pytest
 from eth_account import Account
 
-from contracts.codec import directory_action_args, signed_grant_args
-from contracts.typed_data import OP_REGISTER_DOCTOR, directory_action_typed_data, grant_typed_data, scope_hash
+from contracts.messages import DirectoryAction, Domain, Grant
+from contracts.typed_data import OP_REGISTER_DOCTOR, scope_hash
 from tests.contracts.consent_signing import chain_now
 from tests.ethers_wallet import ethers_sign
 from tests.fixtures.chain import DeployedContracts, transact
@@ -19,9 +19,7 @@ def chain(deployed_contracts: DeployedContracts) -> DeployedContracts:
 
 def test_ethers_signed_grant_is_accepted_by_grant_by_sig(chain):
     patient, doctor = Account.create(), chain.accounts.doctors[1].address
-    payload = grant_typed_data(
-        chain_id=chain.chain_id,
-        verifying_contract=chain.registry.address,
+    grant = Grant(
         patient=patient.address,
         grantee=doctor,
         scope="category:laboratory",
@@ -30,11 +28,12 @@ def test_ethers_signed_grant_is_accepted_by_grant_by_sig(chain):
         version=0,
         deadline=2**63,  # above 2**53: travels as a decimal string
     )
+    payload = grant.typed_data(Domain(chain.chain_id, chain.registry.address))
     assert isinstance(payload["message"]["deadline"], str)
     signature = ethers_sign(bytes(patient.key), payload)
     assert signature == Account.sign_typed_data(patient.key, full_message=payload).signature
     transact(
-        chain.registry.functions.grantBySig(signed_grant_args(payload["message"], signature)),
+        chain.registry.functions.grantBySig(grant.calldata(signature)),
         chain.accounts.relayer.address,
     )
     assert chain.registry.functions.isAllowed(
@@ -45,20 +44,17 @@ def test_ethers_signed_grant_is_accepted_by_grant_by_sig(chain):
 def test_ethers_signed_directory_action_is_accepted(chain):
     admin = chain.accounts.hospital_admin
     doctor = Account.create().address
-    payload = directory_action_typed_data(
-        chain_id=chain.chain_id,
-        verifying_contract=chain.directory.address,
+    action = DirectoryAction(
         op=OP_REGISTER_DOCTOR,
         hospital_id=chain.hospital_id,
         subject=doctor,
         nonce=chain.directory.functions.nonces(admin.address).call(),
         deadline=chain_now(chain.w3) + 600,
     )
+    payload = action.typed_data(Domain(chain.chain_id, chain.directory.address))
     signature = ethers_sign(bytes(admin.key), payload)
     transact(
-        chain.directory.functions.executeBySig(
-            directory_action_args(payload["message"]), admin.address, signature
-        ),
+        chain.directory.functions.executeBySig(*action.calldata(signer=admin.address, signature=signature)),
         chain.accounts.relayer.address,
     )
     assert chain.directory.functions.isActiveGrantee(doctor).call()

@@ -4,7 +4,8 @@ It answers the endpoints `KuboStore` uses the way Kubo 0.3x does: POST only (GET
 plain-text 405), `add` streams JSON lines {"Name", "Hash", "Size" (a string)}, errors are HTTP
 500 (400 for bad arguments) with {"Message", "Code", "Type": "error"}. CIDs for `add` come from
 the independent JS UnixFS importer (tests/js/unixfs_cid.mjs), never from ehr.storage. Fault
-switches (`wrong_cid`, `corrupt_cat`) cause what a real node cannot be made to do on demand.
+switches (`wrong_cid`, `wrong_cid_from_add`, `corrupt_cat`) cause what a real node cannot be made
+to do on demand.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class KuboFake:
 
     version: str = "0.32.1"
     wrong_cid: bool = False
+    wrong_cid_from_add: int | None = None  # the n-th add (0-based) and later report a wrong CID
     corrupt_cat: bool = False
     objects: dict[str, bytes] = field(default_factory=dict)
     pins: set[str] = field(default_factory=set)
@@ -74,6 +76,7 @@ class KuboFake:
     @property
     def api_url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
 
@@ -122,7 +125,10 @@ class _KuboHandler(BaseHTTPRequestHandler):
         self.node.objects[cid] = data
         if args.get("pin", "true") == "true":
             self.node.pins.add(cid)
-        reported = js_cid(data + b"!", cid_version=version) if self.node.wrong_cid else cid
+        adds_before = sum(1 for _m, path, _q in self.node.requests if path == "/api/v0/add") - 1
+        from_add = self.node.wrong_cid_from_add
+        wrong = self.node.wrong_cid or (from_add is not None and adds_before >= from_add)
+        reported = js_cid(data + b"!", cid_version=version) if wrong else cid
         line = json.dumps({"Name": name, "Hash": reported, "Size": str(len(data) + 14)}) + "\n"
         self._send(200, line.encode(), "application/json", extra={"X-Chunked-Output": "1"})
 

@@ -93,6 +93,25 @@ def test_node_reporting_another_cid_is_a_mismatch(kubo_node: KuboFake, kubo: Kub
         kubo.add(b"record")
 
 
+def test_add_many_pins_every_blob_and_returns_their_cids_in_order(kubo: KuboStore) -> None:
+    datas = [b"first record", b"second record", b"third record"]
+    results = kubo.add_many(datas)
+    assert [r.cid for r in results] == [js_cid(d, cid_version=0) for d in datas]
+    assert [r.size for r in results] == [len(d) for d in datas]
+    assert all(kubo.has(r.cid) for r in results)
+
+
+def test_add_many_failing_midway_unpins_the_blobs_it_already_added(
+    kubo_node: KuboFake, kubo: KuboStore
+) -> None:
+    kubo_node.wrong_cid_from_add = 2
+    first, second = b"first record", b"second record"
+    with pytest.raises(CidMismatch):
+        kubo.add_many([first, second, b"third record"])
+    assert not kubo.has(js_cid(first, cid_version=0))
+    assert not kubo.has(js_cid(second, cid_version=0))
+
+
 def test_node_returning_other_bytes_is_a_mismatch_never_data(kubo_node: KuboFake, kubo: KuboStore) -> None:
     cid = kubo.add(b"record").cid
     kubo_node.corrupt_cat = True

@@ -7,10 +7,12 @@ from rest_framework import serializers
 from access.consent.api.serializers import ConsentOut, SignedOrPasswordIn
 from access.consent.scopes import CATEGORIES
 from access.models import AccessRequest, Purpose, RequestStatus
+from healthhash.eth_address import EthAddressField
+from healthhash.query import QuerySerializer
 
 
 class AccessRequestIn(serializers.Serializer):
-    patient = serializers.CharField(help_text="The patient's Ethereum address.")
+    patient = EthAddressField(help_text="The patient's Ethereum address.")
     scope = serializers.CharField(
         help_text=f'"chart", "category:<name>" ({", ".join(CATEGORIES)}) or "record:<uuid>"'
     )
@@ -34,7 +36,7 @@ class DeclineIn(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class AccessRequestQuery(serializers.Serializer):
+class AccessRequestQuery(QuerySerializer):
     status = serializers.ChoiceField(choices=RequestStatus.choices, required=False)
 
 

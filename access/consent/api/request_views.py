@@ -20,6 +20,7 @@ from access.consent.api.request_serializers import (
     DeclineIn,
     NarrowingIn,
 )
+from access.identity.users import signed_in_user
 from access.models import AccessRequest
 
 
@@ -29,7 +30,7 @@ class AccessRequestListView(ListAPIView):
     def get_queryset(self) -> QuerySet[AccessRequest]:
         query = AccessRequestQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        requests = access_requests.requests_visible_to(self.request.user)
+        requests = access_requests.requests_visible_to(signed_in_user(self.request))
         if query.validated_data.get("status"):
             requests = requests.filter(status=query.validated_data["status"])
         return requests
@@ -46,7 +47,7 @@ class AccessRequestListView(ListAPIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         created = access_requests.request_access(
-            doctor=request.user,
+            doctor=signed_in_user(request),
             patient_address=fields["patient"],
             scope=fields["scope"],
             purpose=fields["purpose"],
@@ -59,7 +60,7 @@ class AccessRequestListView(ListAPIView):
 class AccessRequestDetailView(APIView):
     @extend_schema(responses=AccessRequestOut)
     def get(self, request: Request, request_id: str) -> Response:
-        found = get_object_or_404(access_requests.requests_visible_to(request.user), pk=request_id)
+        found = get_object_or_404(access_requests.requests_visible_to(signed_in_user(request)), pk=request_id)
         return Response(AccessRequestOut(found).data)
 
 
@@ -70,7 +71,7 @@ class AccessRequestTypedDataView(APIView):
         data = NarrowingIn(data=request.data)
         data.is_valid(raise_exception=True)
         payload = access_requests.prepare_approval(
-            patient=request.user,
+            patient=signed_in_user(request),
             request_id=request_id,
             scope=data.validated_data.get("scope"),
             expires_at=data.validated_data.get("expires_at"),
@@ -87,7 +88,7 @@ class AccessRequestApproveView(APIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         approved = access_requests.approve_access_request(
-            patient=request.user,
+            patient=signed_in_user(request),
             request_id=request_id,
             password=fields.get("password"),
             typed_data=fields.get("typed_data"),
@@ -105,6 +106,6 @@ class AccessRequestDeclineView(APIView):
         data = DeclineIn(data=request.data)
         data.is_valid(raise_exception=True)
         declined = access_requests.decline_access_request(
-            patient=request.user, request_id=request_id, note=data.validated_data["note"]
+            patient=signed_in_user(request), request_id=request_id, note=data.validated_data["note"]
         )
         return Response(AccessRequestOut(declined).data)

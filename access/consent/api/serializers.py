@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from access.consent.scopes import CATEGORIES
 from access.models import Consent, Purpose
+from healthhash.eth_address import EthAddressField
+from healthhash.query import QuerySerializer
 
 
 class ConsentOut(serializers.ModelSerializer):
@@ -57,7 +61,7 @@ class ConsentOut(serializers.ModelSerializer):
 
 class TypedDataRequest(serializers.Serializer):
     action = serializers.ChoiceField(choices=["grant", "revoke"])
-    grantee = serializers.CharField(required=False, help_text="Doctor's or hospital's address (grant).")
+    grantee = EthAddressField(required=False, help_text="Doctor's or hospital's address (grant).")
     scope = serializers.CharField(
         required=False,
         help_text=f'"chart", "category:<name>" ({", ".join(CATEGORIES)}) or "record:<uuid>" (grant).',
@@ -82,7 +86,7 @@ class SignedPayloadIn(serializers.Serializer):
 class GrantIn(SignedPayloadIn):
     """Either {typed_data, signature} from a wallet, or the terms plus the password of a managed key."""
 
-    grantee = serializers.CharField(required=False)
+    grantee = EthAddressField(required=False)
     scope = serializers.CharField(required=False)
     purpose = serializers.ChoiceField(choices=Purpose.names, required=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -123,7 +127,7 @@ class RevokeIn(SignedOrPasswordIn):
     pass
 
 
-class ConsentListQuery(serializers.Serializer):
+class ConsentListQuery(QuerySerializer):
     status = serializers.ChoiceField(
         choices=["pending", "active", "revoked", "expired", "failed", "superseded"], required=False
     )
@@ -131,13 +135,14 @@ class ConsentListQuery(serializers.Serializer):
     purpose = serializers.ChoiceField(choices=Purpose.names, required=False)
 
 
-class CheckQuery(serializers.Serializer):
-    patient = serializers.CharField()
-    grantee = serializers.CharField()
+class CheckQuery(QuerySerializer):
+    patient = EthAddressField()
+    grantee = EthAddressField()
     record = serializers.UUIDField(required=False)
     category = serializers.ChoiceField(choices=CATEGORIES, required=False)
     purpose = serializers.ChoiceField(choices=Purpose.names)
-    at_block = serializers.IntegerField(required=False, min_value=0)
+    # A block number is a 64-bit integer on every node; the view also refuses one past the head.
+    at_block = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
 
 
 class CheckOut(serializers.Serializer):
@@ -154,7 +159,10 @@ class SignedGrantIn(serializers.Serializer):
 
 
 class GrantBatchIn(serializers.Serializer):
-    grants = SignedGrantIn(many=True, allow_empty=False, max_length=100)
+    # What many=True builds; spelled out because the stub of Serializer() lacks max_length.
+    grants: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=SignedGrantIn(), allow_empty=False, max_length=100
+    )
 
 
 class GrantBatchResultOut(serializers.Serializer):

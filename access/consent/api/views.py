@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from eth_utils import is_address, to_checksum_address
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -24,18 +24,14 @@ from access.consent.api.serializers import (
     RevokeIn,
     TypedDataRequest,
 )
+from access.identity.users import signed_in_user
 from access.models import Consent, Purpose
+from contracts import client
 from healthhash.errors import DomainError, Forbidden, error_body
 
 
-def _address(value: str, field: str) -> str:
-    if not is_address(value):
-        raise DomainError(f"{field} must be an Ethereum address", field=field)
-    return to_checksum_address(value)
-
-
 def _visible_consent(request: Request, consent_id: str) -> Consent:
-    queryset = consent_selectors.consents_visible_to(request.user).select_related(
+    queryset = consent_selectors.consents_visible_to(signed_in_user(request)).select_related(
         "grantee_user", "grantee_hospital", "grant_outbox"
     )
     return get_object_or_404(queryset, pk=consent_id)
@@ -50,27 +46,27 @@ class ConsentTypedDataView(APIView):
         terms = data.validated_data
         if terms["action"] == "grant":
             payload = consent_services.prepare_grant(
-                patient=request.user,
-                grantee=_address(terms["grantee"], "grantee"),
+                patient=signed_in_user(request),
+                grantee=terms["grantee"],
                 scope=terms["scope"],
                 purpose=terms["purpose"],
                 expires_at=terms.get("expires_at"),
             )
         else:
             consent = _visible_consent(request, terms["consent"])
-            payload = consent_services.prepare_revoke(patient=request.user, consent=consent)
+            payload = consent_services.prepare_revoke(patient=signed_in_user(request), consent=consent)
         return Response(payload)
 
 
 class ConsentListCreateView(ListAPIView):
     serializer_class = ConsentOut
 
-    def get_queryset(self):  # type: ignore[override]
+    def get_queryset(self) -> QuerySet[Consent]:
         query = ConsentListQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
         purpose = query.validated_data.get("purpose")
         return consent_selectors.filter_consents(
-            consent_selectors.consents_visible_to(self.request.user),
+            consent_selectors.consents_visible_to(signed_in_user(self.request)),
             status=query.validated_data.get("status"),
             grantee=query.validated_data.get("grantee"),
             purpose=Purpose[purpose].value if purpose else None,
@@ -92,13 +88,15 @@ class ConsentListCreateView(ListAPIView):
         fields = data.validated_data
         if "signature" in fields:
             consent = consent_services.submit_signed_grant(
-                patient=request.user, typed_data=fields["typed_data"], signature=fields["signature"]
+                patient=signed_in_user(request),
+                typed_data=fields["typed_data"],
+                signature=fields["signature"],
             )
         else:
             consent = consent_services.grant_with_managed_key(
-                patient=request.user,
+                patient=signed_in_user(request),
                 password=fields["password"],
-                grantee=_address(fields["grantee"], "grantee"),
+                grantee=fields["grantee"],
                 scope=fields["scope"],
                 purpose=fields["purpose"],
                 expires_at=fields.get("expires_at"),
@@ -111,12 +109,13 @@ class ConsentBatchView(APIView):
     def post(self, request: Request) -> Response:
         """Several wallet-signed grants at once (e.g. a whole care team); each item is checked as a single
         grant would be, refused items come back with their error in place, the rest are queued (202 each)."""
-        consent_services.require_patient(request.user)
+        patient = signed_in_user(request)
+        consent_services.require_patient(patient)
         data = GrantBatchIn(data=request.data)
         data.is_valid(raise_exception=True)
         results = consent_services.submit_signed_grants(
             grants=[
-                consent_services.SignedGrant(request.user, item["typed_data"], item["signature"])
+                consent_services.SignedGrant(patient, item["typed_data"], item["signature"])
                 for item in data.validated_data["grants"]
             ]
         )
@@ -146,16 +145,27 @@ class ConsentRevokeView(APIView):
         fields = data.validated_data
         if "signature" in fields:
             consent = consent_services.submit_signed_revoke(
-                patient=request.user,
+                patient=signed_in_user(request),
                 consent=consent,
                 typed_data=fields["typed_data"],
                 signature=fields["signature"],
             )
         else:
             consent = consent_services.revoke_with_managed_key(
-                patient=request.user, consent=consent, password=fields["password"]
+                patient=signed_in_user(request), consent=consent, password=fields["password"]
             )
         return Response(ConsentOut(consent).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _mined_block(at_block: int | None) -> int | None:
+    """`at_block` if the node has mined it: past the head is a 400, a node that does not answer a 503."""
+    if at_block is None:
+        return None
+    head = client.latest_block()  # ChainUnavailable (503) when the node is down
+    if at_block > head:
+        detail = f"at_block {at_block} is past the chain head (block {head})"
+        raise DomainError(detail, field="at_block", code="future_block")
+    return at_block
 
 
 class ConsentCheckView(APIView):
@@ -165,10 +175,9 @@ class ConsentCheckView(APIView):
         query = CheckQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         terms = query.validated_data
-        patient = _address(terms["patient"], "patient")
-        grantee = _address(terms["grantee"], "grantee")
+        patient, grantee = terms["patient"], terms["grantee"]
         if not consent_selectors.may_ask_about(
-            request.user, patient_address=patient, grantee_address=grantee
+            signed_in_user(request), patient_address=patient, grantee_address=grantee
         ):
             raise Forbidden("only the patient, the grantee, its hospital's admin or the consortium may ask")
         decision = consent_selectors.is_allowed(
@@ -177,7 +186,7 @@ class ConsentCheckView(APIView):
             purpose=Purpose[terms["purpose"]].value,
             record_id=terms.get("record"),
             category=terms.get("category"),
-            at_block=terms.get("at_block"),
+            at_block=_mined_block(terms.get("at_block")),
         )
         body = {
             "allowed": decision.allowed,
