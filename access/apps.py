@@ -16,7 +16,9 @@ class AccessConfig(AppConfig):
         from access.audit import anchoring
         from access.consent import chain_handlers as consent_handlers
         from access.identity import chain_handlers as identity_handlers
+        from access.identity import keys as identity_keys
 
         identity_handlers.register()
+        identity_keys.register_sealed_columns()  # managed keys rotate with `rotate_kek`
         consent_handlers.register()
         anchoring.register_handlers()

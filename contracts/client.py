@@ -1,23 +1,26 @@
 """THE JSON-RPC module: every read or write that reaches the node goes through here.
 
 An empty `settings.ETH_RPC_URL` means the project's own dev chain (anvil on `settings.DEV_CHAIN_PORT`,
-state under `settings.DEV_CHAIN_STATE`), started on first use. A node that does not answer raises
-`ChainUnavailable`, which the API maps to 503.
+state under `settings.DEV_CHAIN_STATE`). Nothing here starts it on demand: only `manage.py devchain`,
+`manage.py demo` (through `running_dev_chain()`) and the test session start a chain, and stop it when
+they end. A node that does not answer raises `ChainUnavailable` naming the URL, which the API maps to 503.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import Web3RPCError
@@ -32,8 +35,6 @@ RPC_TIMEOUT_S = 10
 
 _web3_by_url: dict[str, Web3] = {}
 _chain_id_by_url: dict[str, int] = {}
-_dev_lock = threading.Lock()
-_dev_node: Any = None  # the AnvilNode this process started, kept alive for the process's lifetime
 
 
 class ChainUnavailable(Unavailable):
@@ -69,12 +70,36 @@ def node_errors() -> Iterator[None]:
         ConnectionError,
         TimeoutError,
     ) as exc:
-        raise ChainUnavailable(f"the chain node does not answer: {exc.__class__.__name__}") from exc
+        raise ChainUnavailable(no_node_message(exc.__class__.__name__)) from exc
+
+
+def no_node_message(cause: str) -> str:
+    """Says plainly which URL did not answer and how to get a node there (no credentials in it)."""
+    if settings.ETH_RPC_URL:
+        hint = "check ETH_RPC_URL and that node"
+    else:
+        hint = "ETH_RPC_URL is empty (the dev chain): start it with `manage.py devchain` or `make demo`"
+    return f"no chain node answers at {shown_url(rpc_url())} ({cause}); {hint}"
+
+
+def shown_url(url: str) -> str:
+    """`url` without user, password, path or query, which may carry an API key (e.g. .../v3/<key>)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: not worth showing
+        port = ""
+    where = f"{parts.scheme}://{parts.hostname or '?'}{port}"
+    return where + ("/…" if parts.path.strip("/") or parts.query else "")
+
+
+def dev_chain_url() -> str:
+    return f"http://127.0.0.1:{settings.DEV_CHAIN_PORT}"
 
 
 def rpc_url() -> str:
-    """The node URL in use; starts the dev chain when ETH_RPC_URL is empty."""
-    return settings.ETH_RPC_URL or ensure_dev_chain()
+    """The node URL in use: ETH_RPC_URL, else the dev chain's port (which nothing here starts)."""
+    return settings.ETH_RPC_URL or dev_chain_url()
 
 
 def get_web3() -> Web3:
@@ -108,7 +133,8 @@ def rpc_batch(calls: list[tuple[str, list[Any]]]) -> list[Any]:
         return []
     w3 = get_web3()
     with node_errors():
-        responses = w3.provider.make_batch_request(calls)  # type: ignore[arg-type,attr-defined]
+        # w3.provider is typed as the base class; the HTTP provider in use has make_batch_request.
+        responses = w3.provider.make_batch_request(calls)  # type: ignore[attr-defined]
     if isinstance(responses, dict):  # the node rejected the whole batch
         raise ChainRpcError(str(responses.get("error")))
     by_id = sorted(responses, key=lambda r: r["id"])
@@ -174,7 +200,8 @@ def contract(name: str) -> Contract:
     """The web3 Contract `name` at its recorded address on the current chain."""
     from contracts.artifacts import load_artifact
 
-    return get_web3().eth.contract(address=deployment_address(name), abi=load_artifact(name).abi)
+    address = to_checksum_address(deployment_address(name))
+    return get_web3().eth.contract(address=address, abi=load_artifact(name).abi)
 
 
 def call(name: str, fn_name: str, *args: Any, block_identifier: Any = "latest") -> Any:
@@ -215,39 +242,31 @@ def _fund_at(url: str) -> None:
     ).raise_for_status()
 
 
-def start_dev_chain() -> Any:
-    """Start anvil on DEV_CHAIN_PORT (state in DEV_CHAIN_STATE), fund the relayer; returns the node."""
+@dataclass(frozen=True)
+class DevChain:
+    url: str
+    started: bool  # True: this process started it and stops it on the way out
+
+
+@contextmanager
+def running_dev_chain() -> Iterator[DevChain]:
+    """For the commands that own the dev chain (`manage.py demo`): the anvil that already answers on
+    DEV_CHAIN_PORT, else one started here (relayer funded) and stopped when the block ends, however it
+    ends (an exception, SystemExit from SIGTERM, Ctrl-C): anvil dumps its state and no process is left."""
     from contracts.node import start_anvil
 
+    url = dev_chain_url()
+    if answers(url):
+        yield DevChain(url=url, started=False)
+        return
     settings.DEV_CHAIN_STATE.parent.mkdir(parents=True, exist_ok=True)
-    node = start_anvil(port=settings.DEV_CHAIN_PORT, state_path=settings.DEV_CHAIN_STATE)
-    # State may be fresh (or loaded from an old dump): fund on every start.
-    _fund_at(node.rpc_url)
-    return node
-
-
-def ensure_dev_chain() -> str:
-    """The dev chain's URL; starts it if nothing answers on DEV_CHAIN_PORT. Deploys nothing."""
-    global _dev_node
-    url = f"http://127.0.0.1:{settings.DEV_CHAIN_PORT}"
-    with _dev_lock:
-        if answers(url):
-            return url
-        try:
-            _dev_node = start_dev_chain()
-        except Exception as exc:
-            # Another process may have won the race for the port; use its node if it answers now.
-            if answers(url):
-                return url
-            raise ChainUnavailable(f"could not start the dev chain on {url}: {exc}") from exc
-        log.info("started the dev chain at %s (state %s)", _dev_node.rpc_url, settings.DEV_CHAIN_STATE)
-        return _dev_node.rpc_url
-
-
-def stop_dev_chain() -> None:
-    """Stop the dev chain this process started, if any (it dumps its state on the way out)."""
-    global _dev_node
-    with _dev_lock:
-        if _dev_node is not None:
-            _dev_node.stop()
-            _dev_node = None
+    try:
+        node = start_anvil(port=settings.DEV_CHAIN_PORT, state_path=settings.DEV_CHAIN_STATE)
+    except Exception as exc:
+        raise ChainUnavailable(f"could not start the dev chain on {url}: {exc}") from exc
+    try:
+        _fund_at(node.rpc_url)  # state may be fresh (or loaded from an old dump): fund on every start
+        log.debug("started the dev chain at %s (state %s)", node.rpc_url, settings.DEV_CHAIN_STATE)
+        yield DevChain(url=node.rpc_url, started=True)
+    finally:
+        node.stop()

@@ -2,7 +2,7 @@
 
 Re-running with code at every recorded address and unchanged sources deploys nothing. A changed source
 hash, or no code at the recorded address (a reset chain), redeploys that contract and whatever depends
-on it (ConsentRegistry points at Directory), and says why.
+on it (ConsentRegistry and TrainingRegistry point at Directory), and says why.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from eth_utils import to_checksum_address
 
 from contracts import client
 from contracts.artifacts import load_artifact
+from contracts.lease import heartbeat, relayer_lease
 from contracts.models import Deployment
-from contracts.relayer import relayer_lease
 from healthhash.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,22 @@ class DeployError(DomainError):
     code = "deploy_error"
 
 
+FIRST_DEPLOYMENT = "first deployment on this chain"
+
+
 @dataclass(frozen=True)
 class DeployResult:
     name: str
     address: str
     deployed: bool
-    reason: str  # "up to date", "not deployed on this chain", "source changed", ...
+    reason: str  # "up to date", "first deployment on this chain", "source changed", ...
+
+    def summary(self) -> str:
+        """One plain line for a person: what happened to this contract, where it is now, and why."""
+        if not self.deployed:
+            return f"{self.name}: already deployed at {self.address} ({self.reason})"
+        verb = "deployed" if self.reason == FIRST_DEPLOYMENT else "redeployed"
+        return f"{self.name}: {verb} at {self.address} ({self.reason})"
 
 
 def _constructor_args(name: str, addresses: dict[str, str], consortium_admin: str | None) -> list[Any]:
@@ -46,16 +56,24 @@ def _constructor_args(name: str, addresses: dict[str, str], consortium_admin: st
         return [to_checksum_address(consortium_admin)]
     if name == "ConsentRegistry":
         return [addresses["Directory"]]
+    if name == "TrainingRegistry":
+        # The relayer publishes model versions (OPERATOR_ROLE) and may grant the role to others.
+        return [addresses["Directory"], client.relayer_account().address]
     return [client.relayer_account().address]  # Anchors: the relayer writes anchors
 
 
 # name -> the contracts whose address its constructor takes
-DEPENDS_ON: dict[str, tuple[str, ...]] = {"Directory": (), "ConsentRegistry": ("Directory",), "Anchors": ()}
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "Directory": (),
+    "ConsentRegistry": ("Directory",),
+    "Anchors": (),
+    "TrainingRegistry": ("Directory",),
+}
 
 
 def _why_redeploy(row: Deployment | None, source_hash: str, redeployed: set[str], name: str) -> str | None:
     if row is None:
-        return "not deployed on this chain"
+        return FIRST_DEPLOYMENT
     if row.source_hash != source_hash:
         return "source changed"
     if client.rpc("eth_getCode", [row.address, "latest"]) in ("0x", "0x0", None):
@@ -99,7 +117,7 @@ def deploy_contracts(
             addresses[name] = address
             redeployed.add(name)
             results.append(DeployResult(name, address, True, reason))
-            say(f"deployed {name} at {address} on chain {chain} (block {block}): {reason}")
+            say(f"{name} deployed at {address} on chain {chain}, block {block} ({reason})")
     return results
 
 
@@ -129,6 +147,7 @@ def _deploy_one(name: str, args: list[Any]) -> tuple[str, str, int]:
     tx_hash = client.rpc("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
     deadline = time.monotonic() + RECEIPT_TIMEOUT_S
     while (receipt := client.rpc("eth_getTransactionReceipt", [tx_hash])) is None:
+        heartbeat()  # a slow chain's block time can outlast the relayer lease held for the deploy
         if time.monotonic() > deadline:
             raise DeployError(f"{name} deployment {tx_hash} not mined within {RECEIPT_TIMEOUT_S:.0f}s")
         time.sleep(0.1)

@@ -17,7 +17,7 @@ from eth_utils import keccak, to_checksum_address
 
 from contracts.artifacts import load_artifact
 
-PROJECT_CONTRACTS = ("Directory", "ConsentRegistry", "Anchors")
+PROJECT_CONTRACTS = ("Directory", "ConsentRegistry", "Anchors", "TrainingRegistry")
 _ERROR_STRING = "0x08c379a0"  # Error(string)
 _PANIC = "0x4e487b71"  # Panic(uint256)
 _DYNAMIC_BASES = ("string", "bytes")

@@ -158,7 +158,8 @@ def start_anvil(
     )
     try:
         _wait_until_up(node, timeout)
-    except AnvilError:
+    except BaseException:
+        # Also on SystemExit / KeyboardInterrupt (a SIGTERM or Ctrl-C while it boots): no orphan anvil.
         node.stop()
         raise
     return node

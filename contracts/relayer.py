@@ -4,34 +4,29 @@ pending -> sent -> confirmed | failed.
 Crash-safe order: build and SIGN the transaction, persist ChainTx (raw bytes, hash, nonce) and move its
 items to `sent` in ONE db transaction, THEN broadcast. After a crash, `sent` items whose ChainTx has no
 receipt are re-broadcast with the same raw bytes (same hash), so nothing is lost or sent twice.
-Only one relayer runs at a time: a lease on the RelayerState singleton, taken by a conditional update.
+Only one relayer runs at a time: a short lease on the RelayerState singleton, taken by a conditional update,
+renewed between steps and checked where signed transactions are persisted (contracts/lease.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from contracts import client, indexer
+from contracts import client, indexer, lease
 from contracts.events import decode_revert, encode_call
 from contracts.models import ChainTx, OutboxItem, RelayerState
 from contracts.relayer_kinds import BadItem, Outcome, RelayKind, get_kind
-from healthhash.errors import Conflict
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 120
 RECEIPT_TIMEOUT_S = 30.0
 RECEIPT_POLL_S = 0.05
 RECEIPT_FIRST_POLL_S = 0.002
@@ -59,41 +54,10 @@ def _after_broadcast(chain_tx: ChainTx) -> None:
     """Called right after a broadcast. Does nothing; tests replace it to simulate a crash at that point."""
 
 
-# --- lease ----------------------------------------------------------------------------------------
+# --- lease (contracts/lease.py: short, renewed between steps, fenced where signed work is persisted) --
 
-
-def _acquire_lease(owner: str) -> bool:
-    RelayerState.objects.get_or_create(pk=1)
-    now = timezone.now()
-    return (
-        RelayerState.objects.filter(pk=1)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner))
-        .update(lease_owner=owner, lease_until=now + timedelta(seconds=LEASE_S))
-        == 1
-    )
-
-
-def _release_lease(owner: str) -> None:
-    RelayerState.objects.filter(pk=1, lease_owner=owner).update(lease_owner="", lease_until=None)
-
-
-class RelayerBusy(Conflict):
-    code = "relayer_busy"
-
-
-@contextmanager
-def relayer_lease(*, wait_s: float = 30.0) -> Iterator[None]:
-    """Hold the relayer's lease (e.g. to deploy with the relayer key without racing its nonces)."""
-    owner = uuid.uuid4().hex
-    deadline = time.monotonic() + wait_s
-    while not _acquire_lease(owner):
-        if time.monotonic() > deadline:
-            raise RelayerBusy("another relayer run holds the lease")
-        time.sleep(0.2)
-    try:
-        yield
-    finally:
-        _release_lease(owner)
+RelayerBusy = lease.RelayerBusy
+relayer_lease = lease.relayer_lease
 
 
 # --- entry points ---------------------------------------------------------------------------------
@@ -103,19 +67,24 @@ def relay_once(*, max_items: int | None = None, receipt_timeout_s: float = RECEI
     """Finish in-flight transactions, send up to `max_items` pending items, wait for their receipts."""
     started = time.perf_counter()
     report = RelayReport()
-    owner = uuid.uuid4().hex
-    if not _acquire_lease(owner):
+    owner = lease.new_owner()
+    if not lease.acquire(owner):
         report.busy = True
         return report
     try:
-        _confirm(report, receipt_timeout_s)
-        _send_pending(max_items or settings.RELAYER_BATCH_SIZE, report)
-        _confirm(report, receipt_timeout_s)
+        with lease.holding(owner):
+            _confirm(report, receipt_timeout_s)
+            _send_pending(max_items or settings.RELAYER_BATCH_SIZE, report)
+            _confirm(report, receipt_timeout_s)
     except (client.ChainUnavailable, client.ContractNotDeployed) as exc:
         log.warning("relayer: %s; items stay queued", exc)
         report.unavailable = True
+    except lease.LeaseLost as exc:
+        # This run stalled past its lease and another relayer carries on; what it persisted is safe.
+        log.warning("relayer: %s; this run stops", exc)
+        report.busy = True
     finally:
-        _release_lease(owner)
+        lease.release(owner)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -228,6 +197,7 @@ def _sign_and_persist(kind: RelayKind, items: list[OutboxItem], call: dict[str, 
     chain_nonce = int(client.rpc("eth_getTransactionCount", [account.address, "pending"]), 16)
     fees = _fees()
     with transaction.atomic():
+        lease.fence()  # a run that lost its lease must not sign: LeaseLost rolls this back
         state = RelayerState.objects.select_for_update().get(pk=1)
         in_flight = ChainTx.objects.filter(
             chain_id=chain, sender=account.address, status=ChainTx.Status.SIGNED
@@ -277,6 +247,30 @@ def _broadcast(chain_tx: ChainTx) -> None:
             ChainTx.objects.filter(pk=chain_tx.pk).update(error_detail=str(exc))
 
 
+# --- re-orgs --------------------------------------------------------------------------------------
+
+
+def register() -> None:
+    """Called from ContractsConfig.ready(): the indexer tells the relayer about re-orgs, and knows
+    nothing of relayer rows itself."""
+    indexer.register_rewind(rewind_from)
+
+
+def rewind_from(fork_block: int) -> None:
+    """Our transactions mined in blocks >= fork_block (now orphaned) are in flight again: the next run
+    re-checks their receipts and re-broadcasts the same signed bytes if the node lost them, so their
+    items settle (and their events are indexed) once more on the new branch."""
+    orphaned = ChainTx.objects.filter(
+        chain_id=client.chain_id(),
+        status__in=[ChainTx.Status.CONFIRMED, ChainTx.Status.FAILED],
+        block_number__gte=fork_block,
+    )
+    OutboxItem.objects.filter(chain_tx__in=orphaned).update(
+        status=OutboxItem.Status.SENT, confirmed_block=None, error_code="", error_detail=""
+    )
+    orphaned.update(status=ChainTx.Status.SIGNED, block_number=None, gas_used=None)
+
+
 # --- confirming -----------------------------------------------------------------------------------
 
 
@@ -293,6 +287,7 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     poll_s = RECEIPT_FIRST_POLL_S
     while waiting:
+        lease.heartbeat()  # waiting for receipts can outlast the lease
         for tx_hash, chain_tx in list(waiting.items()):
             receipt = _receipt(tx_hash)
             if receipt is not None:
@@ -331,20 +326,28 @@ def _drop_if_replaced(chain_tx: ChainTx) -> bool:
 
 
 def _apply_receipt(chain_tx: ChainTx, receipt: dict[str, Any], report: RelayReport) -> None:
-    """Settle a mined transaction and its items, and index its logs, in one db transaction."""
+    """Settle a mined transaction and its items, and index its logs, in one db transaction.
+
+    Decoding the logs and working out each item's outcome are done first, outside the transaction:
+    on SQLite the transaction holds the one write lock, which the API's requests wait for meanwhile.
+    (Only the lease holder changes the items of a transaction still `signed`, so reading them before
+    the transaction is safe.)
+    """
     block = int(receipt["blockNumber"], 16)
     succeeded = int(receipt["status"], 16) == 1
     kind = get_kind(chain_tx.kind)
     failure = None if succeeded else _revert_reason(chain_tx, receipt)
+    receipt_logs = indexer.decode_receipt(receipt)
+    items = list(chain_tx.items.filter(status=OutboxItem.Status.SENT).order_by("created_at", "id"))
+    if succeeded:
+        target = client.deployment_address(kind.contract_name).lower()
+        own_logs = [entry for entry in receipt_logs.logs if entry.address.lower() == target]
+        outcomes = kind.outcomes([item.payload for item in items], own_logs, block_number=block)
+    else:
+        assert failure is not None  # a failed receipt always has a reason (_revert_reason)
+        outcomes = [failure] * len(items)
     with transaction.atomic():
-        logs = indexer.ingest_receipt(receipt)
-        items = list(chain_tx.items.filter(status=OutboxItem.Status.SENT).order_by("created_at", "id"))
-        if succeeded:
-            target = client.deployment_address(kind.contract_name).lower()
-            own_logs = [entry for entry in logs if entry.address.lower() == target]
-            outcomes = kind.outcomes([item.payload for item in items], own_logs, block_number=block)
-        else:
-            outcomes = [failure] * len(items)
+        indexer.store_receipt(receipt_logs)
         _settle_items(items, outcomes, block, report)
         chain_tx.status = ChainTx.Status.CONFIRMED if succeeded else ChainTx.Status.FAILED
         chain_tx.block_number, chain_tx.gas_used = block, int(receipt["gasUsed"], 16)

@@ -1,25 +1,37 @@
-"""The outbox item kinds: how a kind's items become ONE contract call, and how each item's outcome is
-read back from the receipt's decoded logs.
+"""The outbox item kinds: what a service queues (a typed item per kind), how a kind's items become ONE
+contract call, and how each item's outcome is read back from the receipt's decoded logs.
 
-Payloads (JSON, as stored in OutboxItem.payload):
+Each kind is a RelayKind (the relayer's side) next to its item dataclass (the services' side), which
+knows its kind name, its payload and its idempotency key. Payloads (JSON, as stored in OutboxItem.payload;
+rows already stored keep relaying, so their shapes do not change):
 - "consent.grant" / "consent.revoke": {"message": <Grant/Revoke typed-data message>, "signature": "0x.."}
   (a {"typed_data": {...}} envelope instead of "message" is accepted too).
 - "directory.action": {"message": <DirectoryAction message>, "signer": "0x..", "signature": "0x.."}.
-- "anchor.record": {"recordId": "0x..32 bytes", "patient": "0x..", "digest": "0x..32 bytes"}.
+- "anchor.record_root": {"root": "0x..", "recordCount": int, "batchId": "0x.."} (it replaced the per-record
+  "anchor.record" kind; ehr's migration 0003 failed the rows of that kind still waiting).
 - "anchor.audit_root": {"root": "0x..", "headCount": int, "batchId": "0x.."}.
+To add a kind: a RelayKind subclass and a RelayItem dataclass naming it, and the kind in KINDS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from eth_utils import to_checksum_address
 
-from contracts import client, codec
 from contracts.events import DecodedLog, error_name
-from contracts.typed_data import consent_id
+from contracts.messages import (
+    BadMessage,
+    DirectoryAction,
+    Grant,
+    ModelVersion,
+    PlanApproval,
+    Revoke,
+    SignedMessage,
+)
+from contracts.messages import Update as TrainingUpdate
 
 
 class BadItem(ValueError):
@@ -55,6 +67,28 @@ def _message(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return message
 
 
+class RelayItem:
+    """One chain write to queue (`contracts.outbox.enqueue`): its kind, stored payload and idempotency key.
+
+    Subclasses are frozen dataclasses; `kind` names their RelayKind.
+    """
+
+    kind: ClassVar[str]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def idempotency_key(self) -> str:
+        raise NotImplementedError
+
+
+def _hex_signature(signature: bytes | str) -> str:
+    text = signature if isinstance(signature, str) else signature.hex()
+    return "0x" + text.removeprefix("0x")
+
+
 class RelayKind:
     """One kind of chain write. `max_batch` items at most go into one call (1 = one call per item)."""
 
@@ -85,12 +119,19 @@ class RelayKind:
 class _ConsentKind(RelayKind):
     contract_name = "ConsentRegistry"
     success_event: str
-    encoder: Any
+    message_type: type[Grant] | type[Revoke]
+
+    def _parse(self, payload: Mapping[str, Any]) -> Grant | Revoke:
+        try:
+            return self.message_type.from_message(_message(payload), field_prefix="message.")
+        except BadMessage as exc:
+            raise BadItem(f"bad consent payload: {exc.field}: {exc.detail}") from exc
 
     def encode_item(self, payload: Mapping[str, Any]) -> Any:
+        message = self._parse(payload)
         try:
-            return type(self).encoder(_message(payload), _signature(payload.get("signature")))
-        except (KeyError, TypeError, ValueError) as exc:
+            return message.calldata(_signature(payload.get("signature")))
+        except (TypeError, ValueError) as exc:
             raise BadItem(f"bad consent payload: {exc}") from exc
 
     def outcomes(
@@ -118,9 +159,8 @@ class _ConsentKind(RelayKind):
 
     def _event_key(self, payload: Mapping[str, Any]) -> tuple[str, int]:
         """(consentId hex, version) as the contract's events carry them."""
-        patient, grantee, scope_hash, packed, _, _ = self.encode_item(payload)
-        terms = codec.unpack_terms(packed)
-        return "0x" + consent_id(patient, grantee, scope_hash, terms.purpose).hex(), terms.version
+        message = self._parse(payload)
+        return message.consent_key, message.version
 
 
 class ConsentGrantKind(_ConsentKind):
@@ -128,7 +168,28 @@ class ConsentGrantKind(_ConsentKind):
     function_name = "grantBatch"
     gas_per_item = 45_000  # measured 34,475 per item in a batch of 100 (bench/gas_report.py)
     success_event = "ConsentGranted"
-    encoder = staticmethod(codec.signed_grant_args)
+    message_type = Grant
+
+
+def _consent_payload(message: SignedMessage, signature: bytes | str) -> dict[str, Any]:
+    return {"message": message.message(), "signature": _hex_signature(signature)}
+
+
+@dataclass(frozen=True)
+class ConsentGrantItem(RelayItem):
+    """A patient's signed Grant, relayed by grantBatch; one item per (consent key, version)."""
+
+    kind = ConsentGrantKind.name
+    grant: Grant
+    signature: bytes | str  # 65 bytes, or their 0x-hex
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return _consent_payload(self.grant, self.signature)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{self.grant.consent_key}:{self.grant.version}"
 
 
 class ConsentRevokeKind(_ConsentKind):
@@ -136,7 +197,24 @@ class ConsentRevokeKind(_ConsentKind):
     function_name = "revokeBatch"
     gas_per_item = 25_000  # measured 14,397
     success_event = "ConsentRevoked"
-    encoder = staticmethod(codec.signed_revoke_args)
+    message_type = Revoke
+
+
+@dataclass(frozen=True)
+class ConsentRevokeItem(RelayItem):
+    """A patient's signed Revoke, relayed by revokeBatch; one item per (consent key, version)."""
+
+    kind = ConsentRevokeKind.name
+    revoke: Revoke
+    signature: bytes | str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return _consent_payload(self.revoke, self.signature)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{self.revoke.consent_key}:{self.revoke.version}"
 
 
 class DirectoryActionKind(RelayKind):
@@ -149,11 +227,12 @@ class DirectoryActionKind(RelayKind):
 
     def encode_item(self, payload: Mapping[str, Any]) -> Any:
         try:
-            action = codec.directory_action_args(_message(payload))
-            signer = to_checksum_address(payload["signer"])
+            action = DirectoryAction.from_message(_message(payload), field_prefix="message.")
+            return action.calldata(signer=payload["signer"], signature=_signature(payload.get("signature")))
+        except BadMessage as exc:
+            raise BadItem(f"bad directory action payload: {exc.field}: {exc.detail}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise BadItem(f"bad directory action payload: {exc}") from exc
-        return (action, signer, _signature(payload.get("signature")))
 
     def call_args(self, encoded: list[Any]) -> list[Any]:
         (only,) = encoded
@@ -165,48 +244,72 @@ class DirectoryActionKind(RelayKind):
         return [CONFIRMED for _ in payloads]
 
 
-class AnchorRecordKind(RelayKind):
-    """anchorRecords: confirmed iff the chain holds the item's digest after the block (newly anchored, or
-    the same digest again: an idempotent no-op with no event); otherwise failed with the skip reason."""
+@dataclass(frozen=True)
+class DirectoryActionItem(RelayItem):
+    """An admin's signed DirectoryAction, relayed by executeBySig; one item per (signer, nonce)."""
 
-    name = "anchor.record"
+    kind = DirectoryActionKind.name
+    action: DirectoryAction
+    signer: str
+    signature: bytes | str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {
+            "message": self.action.message(),
+            "signer": to_checksum_address(self.signer),
+            "signature": _hex_signature(self.signature),
+        }
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{to_checksum_address(self.signer)}:{self.action.nonce}"
+
+
+class AnchorRecordRootKind(RelayKind):
+    """anchorRecordRoot: one per transaction; the same root again is a silent no-op (= confirmed), another
+    root for the same batch id reverts (RecordRootMismatch) and fails the item."""
+
+    name = "anchor.record_root"
     contract_name = "Anchors"
-    function_name = "anchorRecords"
-    gas_per_item = 32_000  # measured 25,641 per item in a batch of 100
+    function_name = "anchorRecordRoot"
+    max_batch = 1
 
     def encode_item(self, payload: Mapping[str, Any]) -> Any:
         try:
-            patient = to_checksum_address(payload["patient"])
+            record_count = int(payload["recordCount"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadItem(f"bad anchor payload: {exc}") from exc
-        return (_hex32(payload.get("recordId"), "recordId"), patient, _hex32(payload.get("digest"), "digest"))
+            raise BadItem(f"bad record root payload: {exc}") from exc
+        if not 0 < record_count < 2**32:
+            raise BadItem("recordCount must be between 1 and 2**32 - 1")
+        return (_hex32(payload.get("root"), "root"), record_count, _hex32(payload.get("batchId"), "batchId"))
+
+    def call_args(self, encoded: list[Any]) -> list[Any]:
+        (only,) = encoded
+        return list(only)
 
     def outcomes(
         self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
     ) -> list[Outcome]:
-        anchored = {
-            (log.args["recordId"], log.args["digest"]) for log in logs if log.event == "RecordAnchored"
-        }
-        skips = [log for log in logs if log.event == "AnchorSkipped"]
-        results = []
-        for payload in payloads:
-            record_id, digest = payload["recordId"].lower(), payload["digest"].lower()
-            if (record_id, digest) in anchored or self._digest_at(record_id, block_number) == digest:
-                results.append(CONFIRMED)
-                continue
-            skip = next((log for log in skips if log.args["recordId"] == record_id), None)
-            if skip is not None:
-                skips.remove(skip)
-            name = error_name(skip.args["reason"]) if skip else "DigestMismatch"
-            results.append(Outcome(False, name, f"skipped by the contract: {name}"))
-        return results
+        return [CONFIRMED for _ in payloads]
 
-    @staticmethod
-    def _digest_at(record_id: str, block_number: int) -> str:
-        stored = client.call(
-            "Anchors", "digestOf", bytes.fromhex(record_id[2:]), block_identifier=block_number
-        )
-        return "0x" + bytes(stored).hex()
+
+@dataclass(frozen=True)
+class RecordRootItem(RelayItem):
+    """The Merkle root of a batch of records (ehr.anchoring), anchored by anchorRecordRoot."""
+
+    kind = AnchorRecordRootKind.name
+    root: str  # 0x-hex, 32 bytes
+    record_count: int
+    batch_id: str  # 0x-hex, 32 bytes
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {"root": self.root, "recordCount": self.record_count, "batchId": self.batch_id}
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{self.batch_id}"
 
 
 class AnchorAuditRootKind(RelayKind):
@@ -234,13 +337,31 @@ class AnchorAuditRootKind(RelayKind):
         return [CONFIRMED for _ in payloads]
 
 
+@dataclass(frozen=True)
+class AuditRootItem(RelayItem):
+    """The Merkle root of a batch of access-log heads, anchored by anchorAuditRoot."""
+
+    kind = AnchorAuditRootKind.name
+    root: str  # 0x-hex, 32 bytes
+    head_count: int
+    batch_id: str  # 0x-hex, 32 bytes
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {"root": self.root, "headCount": self.head_count, "batchId": self.batch_id}
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{self.batch_id}"
+
+
 KINDS: dict[str, RelayKind] = {
     kind.name: kind
     for kind in (
         ConsentGrantKind(),
         ConsentRevokeKind(),
         DirectoryActionKind(),
-        AnchorRecordKind(),
+        AnchorRecordRootKind(),
         AnchorAuditRootKind(),
     )
 }
@@ -251,3 +372,203 @@ def get_kind(name: str) -> RelayKind:
         return KINDS[name]
     except KeyError:
         raise BadItem(f"unknown outbox kind {name!r}; known: {', '.join(sorted(KINDS))}") from None
+
+
+# ---------------------------------------------------------------- training (issue 14): TrainingRegistry
+# Payloads:
+# - "training.plan_approval": {"message": <PlanApproval message>, "signer": "0x..", "signature": "0x.."}.
+# - "training.update": {"message": <Update message>, "signature": "0x.."} (the hospital account's signature).
+# - "training.model_version": {"jobId", "round", "weightsHash", "cidDigest", "metricsHash", "updatesRoot"}
+#   (0x-hex bytes32 members, round an int), published by the relayer itself (it holds OPERATOR_ROLE).
+
+
+class TrainingPlanApprovalKind(RelayKind):
+    """approvePlanBySig reverts on failure, so one item per transaction; success = mined without revert."""
+
+    name = "training.plan_approval"
+    contract_name = "TrainingRegistry"
+    function_name = "approvePlanBySig"
+    max_batch = 1
+
+    def encode_item(self, payload: Mapping[str, Any]) -> Any:
+        try:
+            approval = PlanApproval.from_message(_message(payload), field_prefix="message.")
+            return approval.calldata(signer=payload["signer"], signature=_signature(payload.get("signature")))
+        except BadMessage as exc:
+            raise BadItem(f"bad plan approval payload: {exc.field}: {exc.detail}") from exc
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadItem(f"bad plan approval payload: {exc}") from exc
+
+    def call_args(self, encoded: list[Any]) -> list[Any]:
+        (only,) = encoded
+        return list(only)
+
+    def outcomes(
+        self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
+    ) -> list[Outcome]:
+        return [CONFIRMED for _ in payloads]
+
+
+@dataclass(frozen=True)
+class TrainingPlanApprovalItem(RelayItem):
+    """A hospital admin's signed PlanApproval; one item per (signer, nonce)."""
+
+    kind = TrainingPlanApprovalKind.name
+    approval: PlanApproval
+    signer: str
+    signature: bytes | str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {
+            "message": self.approval.message(),
+            "signer": to_checksum_address(self.signer),
+            "signature": _hex_signature(self.signature),
+        }
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.kind}:{to_checksum_address(self.signer)}:{self.approval.nonce}"
+
+
+def _parse_update(payload: Mapping[str, Any]) -> TrainingUpdate:
+    try:
+        return TrainingUpdate.from_message(_message(payload), field_prefix="message.")
+    except BadMessage as exc:
+        raise BadItem(f"bad training update payload: {exc.field}: {exc.detail}") from exc
+
+
+class TrainingUpdateKind(RelayKind):
+    """submitUpdateBatch: a bad item is skipped with UpdateSkipped(updateId, updateHash, reason), never
+    reverting the batch; an item without such an event is on chain (stored now, or an identical re-send)."""
+
+    name = "training.update"
+    contract_name = "TrainingRegistry"
+    function_name = "submitUpdateBatch"
+    max_batch = 50  # one update per hospital per round: a batch is a round's worth, or a few
+    # Measured (bench/gas_report.py): 48,642 for one item alone less the transaction base, 45,446 per item of
+    # a batch of 10 hospitals (each hospital's Directory entry cold: the worst case).
+    gas_per_item = 50_000
+
+    def encode_item(self, payload: Mapping[str, Any]) -> Any:
+        update = _parse_update(payload)
+        try:
+            return update.calldata(_signature(payload.get("signature")))
+        except (TypeError, ValueError) as exc:
+            raise BadItem(f"bad training update payload: {exc}") from exc
+
+    def outcomes(
+        self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
+    ) -> list[Outcome]:
+        # Matching on (updateId, updateHash) and consuming each skip once also handles duplicates in a batch.
+        skipped = [log for log in logs if log.event == "UpdateSkipped"]
+        results = []
+        for payload in payloads:
+            update = _parse_update(payload)
+            key = ("0x" + update.update_id.hex(), "0x" + update.update_hash.hex())
+            match = next(
+                (log for log in skipped if (log.args["updateId"], log.args["updateHash"]) == key), None
+            )
+            if match is None:
+                results.append(CONFIRMED)
+                continue
+            skipped.remove(match)
+            name = error_name(match.args["reason"])
+            results.append(Outcome(False, name, f"skipped by the contract: {name}"))
+        return results
+
+
+@dataclass(frozen=True)
+class TrainingUpdateItem(RelayItem):
+    """A hospital's signed Update, relayed by submitUpdateBatch; one item per signed message."""
+
+    kind = TrainingUpdateKind.name
+    update: TrainingUpdate
+    signature: bytes | str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return {"message": self.update.message(), "signature": _hex_signature(self.signature)}
+
+    @property
+    def idempotency_key(self) -> str:
+        update = self.update
+        return f"{self.kind}:0x{update.update_id.hex()}:0x{update.update_hash.hex()}:{update.deadline}"
+
+
+_MODEL_VERSION_HASHES = ("jobId", "weightsHash", "cidDigest", "metricsHash", "updatesRoot")
+
+
+def _model_version(payload: Mapping[str, Any]) -> ModelVersion:
+    try:
+        round_number = int(payload["round"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadItem(f"bad model version payload: {exc}") from exc
+    if not 0 <= round_number < 2**32:
+        raise BadItem("round must fit uint32")
+    job_id, weights_hash, cid_digest, metrics_hash, updates_root = (
+        _hex32(payload.get(name), name) for name in _MODEL_VERSION_HASHES
+    )
+    return ModelVersion(
+        job_id=job_id,
+        round=round_number,
+        weights_hash=weights_hash,
+        cid_digest=cid_digest,
+        metrics_hash=metrics_hash,
+        updates_root=updates_root,
+    )
+
+
+class TrainingModelVersionKind(RelayKind):
+    """publishModelVersion: one per transaction; the same version again is a silent no-op (= confirmed),
+    another for a published (job, round) reverts (ModelVersionConflict) and fails the item."""
+
+    name = "training.model_version"
+    contract_name = "TrainingRegistry"
+    function_name = "publishModelVersion"
+    max_batch = 1
+
+    def encode_item(self, payload: Mapping[str, Any]) -> Any:
+        return _model_version(payload).as_tuple()
+
+    def call_args(self, encoded: list[Any]) -> list[Any]:
+        (only,) = encoded
+        return [only]
+
+    def outcomes(
+        self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
+    ) -> list[Outcome]:
+        return [CONFIRMED for _ in payloads]
+
+
+@dataclass(frozen=True)
+class TrainingModelVersionItem(RelayItem):
+    """A global model version, published by publishModelVersion; one item per (job, round, content)."""
+
+    kind = TrainingModelVersionKind.name
+    version: ModelVersion
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        v = self.version
+        return {
+            "jobId": "0x" + v.job_id.hex(),
+            "round": v.round,
+            "weightsHash": "0x" + v.weights_hash.hex(),
+            "cidDigest": "0x" + v.cid_digest.hex(),
+            "metricsHash": "0x" + v.metrics_hash.hex(),
+            "updatesRoot": "0x" + v.updates_root.hex(),
+        }
+
+    @property
+    def idempotency_key(self) -> str:
+        v = self.version
+        return f"{self.kind}:0x{v.model_version_id.hex()}:0x{v.model_version_hash.hex()}"
+
+
+KINDS.update(
+    {
+        kind.name: kind
+        for kind in (TrainingPlanApprovalKind(), TrainingUpdateKind(), TrainingModelVersionKind())
+    }
+)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from access.models import Hospital, User
+from demo.people import address_of
 from ehr import fhir, records
 from ehr.models import Record
 
@@ -141,11 +142,13 @@ def import_demo_charts(
     hospitals: list[Hospital] | None = None,
     seed: int = 569,
     say: Callable[[str], None] = lambda _: None,
+    on_patient: Callable[[int], None] = lambda _: None,
 ) -> DemoChartsReport:
     """Write table rows into the patients' charts (patient i at hospital i mod n), as the patient.
 
     Idempotent: a patient who already has records is skipped. Returns who is at which hospital and
-    with which label, so the demo can grant TRAINING consents to the right hospital.
+    with which label, so the demo can grant TRAINING consents to the right hospital. `on_patient(n)` is
+    told after each patient how many are done (for a progress bar).
     """
     hospitals = list(
         hospitals if hospitals is not None else Hospital.objects.order_by("created_at", "slug")[:3]
@@ -169,7 +172,7 @@ def import_demo_charts(
         for row in rows:
             label = "malignant" if int(target[row]) == 0 else "benign"
             bundle = chart_bundle_for_row(
-                data[row], label, names, hospital, patient_address=patient.eth_address
+                data[row], label, names, hospital, patient_address=address_of(patient)
             )
             report.records += len(
                 records.import_bundle(actor=patient, patient=patient, bundle=bundle).records
@@ -179,5 +182,6 @@ def import_demo_charts(
             report.hospital_of[patient.username] = hospital.slug
         where = hospital.slug if hospital else "-"
         say(f"  {patient.username}: {len(rows)} row(s) at {where} ({report.label_of.get(patient.username)})")
+        on_patient(index + 1)
     say(f"demo charts: {report.records} records for {len(patients) - len(report.skipped)} patients")
     return report

@@ -17,6 +17,7 @@ from access.identity.keys import create_managed_key
 from access.models import Doctor, Hospital, Role, User
 from contracts.drain import drain_outbox
 from contracts.models import OutboxItem
+from contracts.relayer_kinds import DirectoryActionItem
 
 CONSORTIUM_ADMIN = "consortium"
 HOSPITALS = (
@@ -43,6 +44,13 @@ def demo_password() -> str:
         path.write_text("hh-" + secrets.token_urlsafe(9))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def address_of(user: User) -> str:
+    """The user's Ethereum address: every demo user is created with a managed key, so one is set."""
+    if not user.eth_address:
+        raise ValueError(f"demo user {user.username} has no Ethereum address")
+    return user.eth_address
 
 
 def _user(username: str, *, role: str, password: str, hospital: Hospital | None = None) -> User:
@@ -100,7 +108,7 @@ def register_on_chain(world: DemoWorld) -> None:
     drain_outbox()
     for doctor in world.doctors:
         doctor.refresh_from_db()
-        if not doctor.active and not _queued(doctor.hospital.hospital_id, doctor.user.eth_address):
+        if not doctor.active and not _queued(doctor.hospital.hospital_id, address_of(doctor.user)):
             directory_services.register_doctor(
                 doctor=doctor, actor=doctor.hospital.admin, password=world.password
             )
@@ -109,7 +117,7 @@ def register_on_chain(world: DemoWorld) -> None:
 
 def _queued(hospital_id: str, subject: str) -> bool:
     return OutboxItem.objects.filter(
-        kind="directory.action",
+        kind=DirectoryActionItem.kind,
         payload__message__hospitalId=hospital_id,
         payload__message__subject=subject,
         status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT, OutboxItem.Status.CONFIRMED],

@@ -3,8 +3,10 @@ a break-glass that is logged and reviewed, the access log anchored on chain and 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from typing import TextIO
 
 from access.audit import breakglass
 from access.audit.anchoring import anchor_audit_heads
@@ -12,12 +14,15 @@ from access.audit.selectors import access_log_of
 from access.audit.verify import verify_audit
 from access.consent import selectors as consent_selectors
 from access.consent import services as consent_services
-from access.models import Purpose
+from access.models import Purpose, User
 from contracts.drain import drain_outbox
-from contracts.models import ChainTx
+from contracts.models import ChainTx, OutboxItem
 from demo.charts import import_demo_charts
-from demo.people import DemoWorld, create_table_patients
-from ehr.models import Record
+from demo.people import DemoWorld, address_of, create_table_patients
+from demo.progress import Progress
+from ehr.anchor_verify import verify_records
+from ehr.anchoring import anchor_all_records
+from ehr.models import Record, RecordAnchorBatch, RecordBatchStatus
 from ehr.records import open_record
 from healthhash.errors import DomainError
 
@@ -31,10 +36,16 @@ def _tx(tx_hash: str) -> str:
     return f"tx {tx_hash[:18]}…{gas}"
 
 
-def import_charts(world: DemoWorld, say: Say) -> None:
+def import_charts(world: DemoWorld, say: Say, *, progress_stream: TextIO | None = None) -> None:
+    stream = progress_stream or sys.stdout
     patients = world.patients + create_table_patients(TABLE_ROWS - len(world.patients))
     started = time.perf_counter()
-    report = import_demo_charts(patients=patients, rows_per_patient=1, hospitals=world.hospitals)
+    bar = Progress("importing charts", len(patients), stream=stream)
+    report = import_demo_charts(
+        patients=patients, rows_per_patient=1, hospitals=world.hospitals, on_patient=bar.update
+    )
+    bar.update(len(patients))
+    bar.close()
     seconds = time.perf_counter() - started
     if report.records:
         say(
@@ -43,12 +54,32 @@ def import_charts(world: DemoWorld, say: Say) -> None:
         )
     else:
         say(f"   charts already imported ({Record.objects.count():,} records)")
-    drain_outbox()
-    anchored = Record.objects.filter(anchored_block__isnull=False).count()
-    say(f"   {anchored:,} record digests anchored on chain")
+    anchor_all_records()  # one Merkle root per batch of records, one outbox item each
+    _drain_with_progress("anchoring on chain", stream)
+    say(f"   {_anchored_records_line()}")
 
 
-def _try_open(say: Say, *, record: Record, doctor_name: str, actor) -> None:  # type: ignore[no-untyped-def]
+def _anchored_records_line() -> str:
+    batches = RecordAnchorBatch.objects.filter(status=RecordBatchStatus.ANCHORED)
+    records = sum(batches.values_list("record_count", flat=True))
+    txs = ChainTx.objects.filter(tx_hash__in=batches.values("anchored_tx_hash"))
+    gas = sum(gas_used or 0 for gas_used in txs.values_list("gas_used", flat=True))
+    per_record = f", {gas / records:,.0f} gas per record" if records and gas else ""
+    return f"{records:,} records anchored on chain as {batches.count()} Merkle roots{per_record}"
+
+
+def _drain_with_progress(label: str, stream: TextIO) -> None:
+    """drain_outbox, with a progress bar over the items that were waiting when it began."""
+    total = OutboxItem.objects.filter(status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT]).count()
+    if not total:
+        return
+    bar = Progress(label, total, stream=stream)
+    drain_outbox(on_pass=lambda waiting: bar.update(total - waiting))
+    bar.update(total)
+    bar.close()
+
+
+def _try_open(say: Say, *, record: Record, doctor_name: str, actor: User) -> None:
     try:
         opened = open_record(record_id=record.id, actor=actor)
     except DomainError as exc:
@@ -67,7 +98,7 @@ def _try_open(say: Say, *, record: Record, doctor_name: str, actor) -> None:  # 
 
 def consent_story(world: DemoWorld, say: Say) -> None:
     alice, house = world.patients[0], world.doctors[0]
-    record = Record.objects.filter(patient=alice).order_by("created_at").first()
+    record = Record.objects.filter(patient=alice).earliest("created_at")
     say(
         f"2. {alice.username} grants {house.user.username} ({house.hospital.name}) "
         "TREATMENT on her whole chart,"
@@ -76,7 +107,7 @@ def consent_story(world: DemoWorld, say: Say) -> None:
     consent = consent_services.grant_with_managed_key(
         patient=alice,
         password=world.password,
-        grantee=house.user.eth_address,
+        grantee=address_of(house.user),
         scope="chart",
         purpose=Purpose.TREATMENT.label,
         expires_at=None,
@@ -95,8 +126,8 @@ def consent_story(world: DemoWorld, say: Say) -> None:
     say(f"   mined in block {consent.ended_block}: {_tx(consent.revoke_tx_hash)}")
     _try_open(say, record=record, doctor_name=house.user.username, actor=house.user)
     then = consent_selectors.is_allowed(
-        patient_address=alice.eth_address,
-        grantee_address=house.user.eth_address,
+        patient_address=address_of(alice),
+        grantee_address=address_of(house.user),
         purpose=Purpose.TREATMENT,
         at_block=consent.granted_block,
     )
@@ -108,14 +139,14 @@ def consent_story(world: DemoWorld, say: Say) -> None:
 
 def break_glass_story(world: DemoWorld, say: Say) -> None:
     alice, grey = world.patients[0], world.doctors[1]
-    record = Record.objects.filter(patient=alice).order_by("created_at").first()
+    record = Record.objects.filter(patient=alice).earliest("created_at")
     say(
         f"4. Emergency: {grey.user.username} ({grey.hospital.name}) "
         f"breaks the glass on {alice.username}'s chart"
     )
     glass = breakglass.start_break_glass(
         doctor=grey.user,
-        patient_address=alice.eth_address,
+        patient_address=address_of(alice),
         reason="Unconscious patient in the emergency department; allergies and history needed now.",
     )
     say(f"   break-glass {str(glass.id)[:8]} until {glass.expires_at:%H:%M} UTC")
@@ -146,6 +177,12 @@ def audit_story(say: Say) -> None:
         )
     report = verify_audit()
     say(f"   verify_audit: {report.summary()}")
+    records = verify_records()
+    verdict = "OK" if records.ok else f"{len(records.problems)} problems"
+    say(
+        f"   verify_records: {records.records_checked:,} records in {records.batches_checked} batches "
+        f"checked against the roots on chain: {verdict}"
+    )
 
 
 def run_story(world: DemoWorld, say: Say) -> None:

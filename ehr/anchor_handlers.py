@@ -1,6 +1,7 @@
-"""Indexer handlers for the Anchors contract's record events: RecordAnchored fills a record's anchored
-block and digest; a digest on chain that differs from ours, or an AnchorSkipped(DigestMismatch), is a
-tamper alert written to the patient's access log. Registered in EhrConfig.ready()."""
+"""Indexer handler for the Anchors contract's RecordRootAnchored event: the batch is anchored with the root,
+block and tx the chain reports, and its records get the block. A root on chain that differs from the one
+computed for the batch marks its records (`anchor_error`) and writes a tamper alert to each patient's access
+log. Registered in EhrConfig.ready()."""
 
 from __future__ import annotations
 
@@ -8,76 +9,73 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from django.utils import timezone
+
 from access.audit import log as audit
+from access.audit.decisions import AccessDecision
+from access.models import AccessAction, AccessOutcome
 from contracts import indexer
-from contracts.events import error_name
-from ehr.models import Record
-from ehr.records import record_id_from_anchor
+from ehr.models import Record, RecordAnchorBatch, RecordBatchStatus
 
 log = logging.getLogger(__name__)
 
+ROOT_MISMATCH = "RootMismatch"
+
 
 def register() -> None:
-    indexer.register_handler("Anchors", "RecordAnchored", on_record_anchored)
-    indexer.register_handler("Anchors", "AnchorSkipped", on_anchor_skipped)
+    indexer.register_handler("Anchors", "RecordRootAnchored", on_record_root_anchored)
     indexer.register_rewind(rewind_from)
 
 
-def _records(events: list[Any]) -> dict[Any, Record]:
-    ids = [record_id_from_anchor(event.args["recordId"]) for event in events]
-    return Record.objects.in_bulk([record_id for record_id in ids if record_id is not None])
-
-
-def on_record_anchored(events: Iterable[Any]) -> None:
-    """Batched: one query to load the records, one bulk update, alerts only for mismatches."""
+def on_record_root_anchored(events: Iterable[Any]) -> None:
+    """One query for the events' batches; then per batch of ours its row and one UPDATE over its records."""
     events = list(events)
-    records = _records(events)
-    changed = []
-    for event in events:
-        record = records.get(record_id_from_anchor(event.args["recordId"]))
-        if record is None:
-            continue  # anchored by another deployment sharing the contract, or a row since removed
-        record.anchored_block = event.block_number
-        record.anchored_digest = event.args["digest"].removeprefix("0x").lower()
-        changed.append(record)
-        if record.anchored_digest != record.digest:
-            _alert(
-                record, f"anchored digest {record.anchored_digest} differs from the record's {record.digest}"
-            )
-    Record.objects.bulk_update(changed, ["anchored_block", "anchored_digest"], batch_size=500)
-
-
-def on_anchor_skipped(events: Iterable[Any]) -> None:
-    events = list(events)
-    records = _records(events)
-    for event in events:
-        record = records.get(record_id_from_anchor(event.args["recordId"]))
-        if record is None:
-            continue
-        reason = error_name(event.args["reason"])
-        Record.objects.filter(pk=record.pk).update(anchor_error=reason)
-        if reason == "DigestMismatch":
-            _alert(record, "the chain already holds another digest for this record id")
-
-
-def _alert(record: Record, reason: str) -> None:
-    log.error("tamper alert for record %s: %s", record.id, reason)
-    audit.record_access(
-        audit.AccessEvent(
-            patient_address=record.patient_address,
-            actor=None,
-            actor_address="",
-            action="tamper",
-            purpose="OWNER",
-            outcome="error",
-            legal_basis="none",
-            record_id=str(record.id),
-            reason=reason,
-            detail={"source": "anchor"},
-        )
+    ours = RecordAnchorBatch.objects.in_bulk(
+        [str(event.args["batchId"]).lower() for event in events], field_name="batch_id"
     )
+    for event in events:
+        batch = ours.get(str(event.args["batchId"]).lower())
+        if batch is None:
+            continue  # anchored by another deployment sharing the contract (or a bench)
+        anchored_root = str(event.args["root"]).lower()
+        batch.status = RecordBatchStatus.ANCHORED
+        batch.anchored_root = anchored_root
+        batch.anchored_block = event.block_number
+        batch.anchored_tx_hash = event.tx_hash
+        batch.anchored_at = event.block_time or timezone.now()
+        batch.save(
+            update_fields=["status", "anchored_root", "anchored_block", "anchored_tx_hash", "anchored_at"]
+        )
+        mismatch = anchored_root != batch.root
+        batch.records.update(
+            anchored_block=event.block_number, anchor_error=ROOT_MISMATCH if mismatch else ""
+        )
+        if mismatch:
+            _alert(batch, f"root anchored on chain {anchored_root} differs from the batch's {batch.root}")
+
+
+def _alert(batch: RecordAnchorBatch, reason: str) -> None:
+    log.error("tamper alert for record batch %s: %s", batch.batch_id, reason)
+    patients = batch.records.values_list("patient_address", flat=True).distinct()
+    for patient_address in patients:
+        audit.log_decision(
+            AccessDecision.integrity_alert(),
+            patient_address=patient_address,
+            actor=None,
+            action=AccessAction.TAMPER,
+            outcome=AccessOutcome.ERROR,
+            reason=reason,
+            detail={"source": "anchor", "batch": batch.batch_id},
+        )
 
 
 def rewind_from(fork_block: int) -> None:
     """A re-org orphaned blocks >= fork_block: their anchors are not final, so forget them until re-read."""
-    Record.objects.filter(anchored_block__gte=fork_block).update(anchored_block=None, anchored_digest="")
+    RecordAnchorBatch.objects.filter(anchored_block__gte=fork_block).update(
+        status=RecordBatchStatus.QUEUED,
+        anchored_root="",
+        anchored_block=None,
+        anchored_tx_hash="",
+        anchored_at=None,
+    )
+    Record.objects.filter(anchored_block__gte=fork_block).update(anchored_block=None, anchor_error="")

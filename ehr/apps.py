@@ -30,7 +30,9 @@ class EhrConfig(AppConfig):
         from access.consent.requests import register_record_category_lookup
         from access.consent.scopes import register_record_owner_check
         from ehr import anchor_handlers
+        from ehr import keys as record_keys
 
         register_record_owner_check(_record_belongs_to)
+        record_keys.register_sealed_columns()  # record data keys rotate with `rotate_kek`
         register_record_category_lookup(_record_category)
         anchor_handlers.register()

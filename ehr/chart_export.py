@@ -1,6 +1,11 @@
 """A patient's whole chart as one FHIR collection Bundle: every record, decrypted and verified the way
 `open_record` does for the owner, plus their consents as FHIR Consent resources; one "export" entry in
-the access log."""
+the access log.
+
+A record whose bytes are altered or gone does not sink the export: it is replaced by an OperationOutcome
+naming the record and the reason, and `read_verified` logs it (a "tamper" entry for altered bytes, an
+"open" entry with outcome "error" for missing ones). A store that cannot be read at all is still a 503.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,14 @@ import base64
 from typing import Any
 
 from access.audit import log as audit
-from access.models import Consent, Purpose, User
+from access.models import AccessAction, Consent, Purpose, User
 from ehr import fhir_export
 from ehr.models import Record
 from ehr.record_selectors import records_visible_to
-from ehr.records import AccessDecision, read_verified
+from ehr.records import AccessDecision, Tampered, read_verified
+from ehr.store import StoredBytesMissing
 
-_OWNER = AccessDecision(True, "owner", "OWNER", "owner")
+_OWNER = AccessDecision.owner()
 # HealthHash consent states that FHIR's Consent.status has no word for.
 _CONSENT_STATUS = {"superseded": "inactive", "failed": "rejected"}
 
@@ -22,20 +28,27 @@ _CONSENT_STATUS = {"superseded": "inactive", "failed": "rejected"}
 def export_chart(*, patient: User) -> dict[str, Any]:
     """The chart Bundle. Files travel inline (attachment.data) so the export stands on its own."""
     records = list(records_visible_to(patient).filter(patient=patient).order_by("created_at"))
-    audit.record_access(
-        audit.AccessEvent(
-            patient_address=patient.eth_address,
-            actor=patient,
-            actor_address=patient.eth_address or "",
-            action="export",
-            purpose="OWNER",
-            outcome="allowed",
-            legal_basis="owner",
-            detail={"records": len(records)},
-        )
+    audit.log_decision(
+        _OWNER,
+        patient_address=patient.eth_address,
+        actor=patient,
+        action=AccessAction.EXPORT,
+        detail={"records": len(records)},
     )
-    resources = [_resource(record, patient) for record in records]
-    _dedupe_ids(resources, records)
+    readable: list[tuple[Record, dict[str, Any]]] = []
+    broken: list[dict[str, Any]] = []
+    for record in records:
+        try:
+            readable.append((record, _resource(record, patient)))
+        except (Tampered, StoredBytesMissing) as exc:
+            broken.append(
+                fhir_export.broken_record_outcome(
+                    record_id=str(record.id), reason=exc.code, detail=exc.detail
+                )
+            )
+    resources = [resource for _record, resource in readable]
+    _dedupe_ids(resources, [record for record, _resource in readable])
+    resources.extend(broken)
     resources.extend(
         _consent(consent) for consent in Consent.objects.filter(patient=patient).order_by("created_at")
     )

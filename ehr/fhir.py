@@ -17,14 +17,18 @@ from functools import cached_property
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
 __all__ = [
     "ALLOWED_FILE_TYPES",
+    "BundleEntry",
     "FhirValidationError",
     "FileTypeError",
+    "NotARecordError",
     "ValidatedResource",
+    "bundle_entries",
     "category_of",
     "document_reference_for_file",
     "reference_to",
@@ -84,6 +88,24 @@ RESOURCE_CATEGORIES = {
 # and Pathology parts.
 IMAGING_REPORT_CODES = frozenset("RAD CT MR NMR NMS RUS OUS CUS VUS XRC RX US LP29684-5".split())
 LAB_REPORT_CODES = frozenset("LAB HM CH MB MCB SP SR BLB BG CP IMM TX VR MYC PAT HLA LP7839-6".split())
+# A DiagnosticReport sent without a category is laboratory unless its code says imaging. The code says
+# so by its system when that system only names imaging things (DICOM's DCM vocabulary, RadLex and the
+# RadLex Playbook), or, for LOINC, by the term's class (RAD). LOINC codes do not carry their class and
+# the LOINC table is not shipped, so the imaging report terms met in practice are listed here: the
+# generic imaging-report document codes, DXA (bone density), chest X-ray, chest CT and screening
+# mammography. Anything else without a category stays laboratory; senders should set the category.
+IMAGING_CODE_SYSTEMS = frozenset(
+    {
+        "http://dicom.nema.org/resources/ontology/DCM",
+        "http://radlex.org",
+        "http://www.radlex.org",
+        "http://radlex.org/RID",
+        "http://www.radlex.org/RPID",
+    }
+)
+IMAGING_REPORT_LOINC = frozenset(
+    "18748-4 18782-3 18726-0 19005-8 18747-6 18755-9 18760-9 38269-7 36643-5 24627-2 24606-6".split()
+)
 # LOINC codes of the FHIR vital-signs profiles (and their panel), for uncategorised Observations.
 VITAL_SIGN_LOINC = frozenset(
     "85353-1 9279-1 8867-4 2708-6 59408-5 8310-5 8302-2 9843-4 29463-7 39156-5 85354-9 8480-6 8462-4 "
@@ -100,6 +122,10 @@ class FhirValidationError(ValueError):
         self.path = path
         self.message = message
         self.more = more
+
+
+class NotARecordError(FhirValidationError):
+    """Valid FHIR that is not a health record (Patient, Practitioner, Consent, a searchset Bundle, ...)."""
 
 
 @dataclass(frozen=True)
@@ -128,28 +154,54 @@ def validate_resource(data: object) -> ValidatedResource:
         model = model_class.model_validate(data)
     except ValidationError as error:
         raise error_from_pydantic(error, resource_type=resource_type, data=data) from None
+    if not isinstance(model, Resource):  # a data type's name (e.g. "Quantity") is no resourceType
+        raise FhirValidationError("resourceType", f"{resource_type} is not a FHIR resource")
     _check_required_codes(data, path=resource_type)  # type: ignore[arg-type]
     return ValidatedResource(resource_type=resource_type, id=model.id, model=model)
 
 
-def split_bundle(data: object) -> list[ValidatedResource]:
-    """Validate a transaction or collection Bundle and return its entry resources, in order."""
+@dataclass(frozen=True)
+class BundleEntry:
+    """One entry of a split Bundle: its index, resource (None for a DELETE or GET) and request method."""
+
+    index: int
+    resource: ValidatedResource | None
+    method: str | None
+
+
+def bundle_entries(data: object) -> list[BundleEntry]:
+    """Validate a transaction or collection Bundle and return every entry, in order.
+
+    Transaction entries that only carry a request (DELETE, GET) have no resource: they come back with
+    ``resource=None`` for the caller to skip and report, rather than refusing a valid Bundle.
+    """
     if _resource_type_of(data, path="") != "Bundle":
         raise FhirValidationError("resourceType", "must be Bundle to split a bundle")
     bundle = validate_resource(data).model
+    assert isinstance(bundle, Bundle)  # resourceType was checked above
     if bundle.type not in ("transaction", "collection"):
         raise FhirValidationError(
             "Bundle.type", f"must be transaction or collection to import, not {bundle.type!r}"
         )
-    resources = []
+    entries = []
     for index, entry in enumerate(bundle.entry or []):
-        if entry.resource is None:
-            raise FhirValidationError(f"Bundle.entry[{index}].resource", "is required: nothing to import")
+        method = entry.request.method if entry.request is not None else None
         resource = entry.resource
-        resources.append(
-            ValidatedResource(resource_type=resource.get_resource_type(), id=resource.id, model=resource)
+        validated = (
+            None
+            if resource is None
+            else ValidatedResource(resource_type=resource.get_resource_type(), id=resource.id, model=resource)
         )
-    return resources
+        entries.append(BundleEntry(index=index, resource=validated, method=method))
+    return entries
+
+
+def split_bundle(data: object) -> list[ValidatedResource]:
+    """Validate a transaction or collection Bundle and return its entries' resources, in order.
+
+    Entries without a resource (a transaction's DELETE or GET) are left out; `bundle_entries` keeps them.
+    """
+    return [entry.resource for entry in bundle_entries(data) if entry.resource is not None]
 
 
 def _resource_type_of(data: object, *, path: str) -> str:
@@ -217,22 +269,42 @@ def category_of(resource: Mapping[str, Any]) -> str:
 
     laboratory / vital-signs / imaging for Observations by their category code (uncategorised
     ones with a vital-sign LOINC code are vital-signs); DiagnosticReport is imaging when its
-    category is a radiology/imaging code, laboratory when it is a lab code or absent;
-    condition, medication, document by resource type. Any other clinical resource falls into
-    the catch-all ``clinical-note``. Administrative resources that are not health records
-    (Patient, Consent, AuditEvent, Bundle, Practitioner, ...) raise FhirValidationError.
+    category is a radiology/imaging code, or, with no lab category, when it links an
+    ImagingStudy or its code is an imaging code (see IMAGING_REPORT_LOINC); laboratory when
+    its category is a lab code or absent; condition, medication, document by resource type.
+    Any other clinical resource falls into the catch-all ``clinical-note``. Administrative
+    resources that are not health records (Patient, Consent, AuditEvent, Bundle,
+    Practitioner, ...) raise NotARecordError.
     """
     resource_type = resource.get("resourceType")
     if resource_type in NON_RECORD_TYPES:
-        raise FhirValidationError("resourceType", f"{resource_type} is not a health record")
+        raise NotARecordError("resourceType", f"{resource_type} is not a health record")
     if resource_type == "Observation":
         return _observation_category(resource)
     if resource_type == "DiagnosticReport":
-        codes = _category_codes(resource)
-        if codes & IMAGING_REPORT_CODES:
-            return "imaging"
-        return "laboratory" if not codes or codes & LAB_REPORT_CODES else "clinical-note"
+        return _report_category(resource)
     return RESOURCE_CATEGORIES.get(str(resource_type), "clinical-note")
+
+
+def _report_category(resource: Mapping[str, Any]) -> str:
+    codes = _category_codes(resource)
+    if codes & IMAGING_REPORT_CODES:
+        return "imaging"
+    if codes & LAB_REPORT_CODES:
+        return "laboratory"
+    if _is_imaging_report(resource):
+        return "imaging"
+    return "clinical-note" if codes else "laboratory"
+
+
+def _is_imaging_report(resource: Mapping[str, Any]) -> bool:
+    """Does the report itself say imaging: a linked ImagingStudy, or an imaging code (by system or LOINC)?"""
+    if resource.get("imagingStudy"):
+        return True
+    code = resource.get("code")
+    codings = (code.get("coding") or []) if isinstance(code, Mapping) else []
+    systems = {str(c.get("system", "")).rstrip("/") for c in codings if isinstance(c, Mapping)}
+    return bool(systems & IMAGING_CODE_SYSTEMS or _loinc_codes(code) & IMAGING_REPORT_LOINC)
 
 
 def _observation_category(resource: Mapping[str, Any]) -> str:

@@ -68,6 +68,39 @@ def _rewrite_refs(value: Any, full_urls: Mapping[str, str]) -> Any:
     return value
 
 
+# Why a record could not be exported -> (OperationOutcome issue type, what the patient is told).
+_BROKEN_RECORD = {
+    "tampered": ("processing", "its stored bytes failed the integrity check and were not exported"),
+    "missing": ("not-found", "its stored bytes are missing from the record store"),
+}
+
+
+def broken_record_outcome(*, record_id: str, reason: str, detail: str) -> dict[str, Any]:
+    """A validated OperationOutcome that stands in a chart export for a record that could not be read.
+
+    ``reason`` is the API error code (``tampered`` or ``missing``) and travels as the issue's
+    ``details`` coding (system ``urn:healthhash:error``); the record id is in the resource id, the
+    text and ``diagnostics`` (``detail``, a path-free sentence), so the patient can ask about it.
+    """
+    issue_type, text = _BROKEN_RECORD[reason]
+    resource = {
+        "resourceType": "OperationOutcome",
+        "id": f"broken-{record_id}",
+        "issue": [
+            {
+                "severity": "error",
+                "code": issue_type,
+                "details": {
+                    "coding": [{"system": "urn:healthhash:error", "code": reason}],
+                    "text": f"record {record_id}: {text}",
+                },
+                "diagnostics": detail,
+            }
+        ],
+    }
+    return validate_resource(resource).data
+
+
 _CONSENT_STATUS = {
     "active": "active",
     "granted": "active",

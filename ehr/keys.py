@@ -1,5 +1,6 @@
 """Record keys: seal content under a fresh data key wrapped by the KEK ring (settings.KEY_ENCRYPTION_KEYS),
-open it again, and `rotate_kek`, which rewraps every data key under the active KEK without touching content.
+open it again, and `rotate_kek`, which rewraps every KEK-sealed secret (healthhash.key_rotation) under the
+active KEK without touching content.
 
 All crypto is healthhash.sealing's; this module only fixes what each seal is bound to: the content's AAD
 and the wrapped key's context both name the record id and the patient, so neither a sealed blob nor a
@@ -9,15 +10,15 @@ wrapped key copied onto another row opens.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
 
 from ehr.models import Record
-from healthhash import sealing
+from healthhash import key_rotation, sealing
 from healthhash.errors import DomainError, Unavailable
 
 
@@ -46,7 +47,7 @@ def key_ring() -> sealing.KeyRing:
 
 
 def _aad(record_id: uuid.UUID, patient_address: str) -> bytes:
-    return sealing.record_aad(str(record_id), patient_address.lower())
+    return sealing.record_content_aad(record_id, patient_address)
 
 
 def _context(record_id: uuid.UUID, patient_address: str) -> bytes:
@@ -88,45 +89,50 @@ def open_content(
         raise SealedContentBroken(f"the record does not decrypt: {exc}") from exc
 
 
-@dataclass
-class RotationReport:
-    active_kid: str
-    rewrapped: int = 0
-    already_current: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+def unwrap_data_key(*, wrapped_key: bytes, record_id: uuid.UUID, patient_address: str) -> bytes:
+    """A record's data key in clear, for a dataset release sealed to a hospital (federated.release).
 
-
-def rotate_kek(*, batch_size: int = 500, say: Callable[[str], None] = lambda _: None) -> RotationReport:
-    """Rewrap every record's data key under the active KEK (the first in KEY_ENCRYPTION_KEYS).
-
-    Content and CIDs stay as they are. Runs in small transactions while the app serves requests:
-    each row is updated only if its wrapped key is still the one read (a conditional update), and a
-    reader holding the old wrapped key still opens it as long as the old KEK stays in the ring. Rows
-    whose KEK is missing or whose key fails authentication are reported, not skipped silently.
+    Same errors as `open_content`. The caller must seal it before it leaves the process.
     """
-    ring = key_ring()
-    report = RotationReport(active_kid=ring.active_kid)
-    report.already_current = Record.objects.filter(key_id=ring.active_kid).count()
-    last_pk = None
-    while True:
-        rows = Record.objects.exclude(key_id=ring.active_kid).order_by("pk")
-        if last_pk is not None:
-            rows = rows.filter(pk__gt=last_pk)
-        batch = list(rows.values_list("pk", "patient_address", "wrapped_key")[:batch_size])
-        if not batch:
-            break
-        last_pk = batch[-1][0]
-        with transaction.atomic():
-            for record_id, patient_address, wrapped in batch:
-                try:
-                    rewrapped = sealing.rewrap(
-                        ring, bytes(wrapped), context=_context(record_id, patient_address)
-                    )
-                except sealing.SealingError as exc:
-                    report.failed[str(record_id)] = str(exc)
-                    continue
-                report.rewrapped += Record.objects.filter(pk=record_id, wrapped_key=bytes(wrapped)).update(
-                    wrapped_key=rewrapped, key_id=ring.active_kid
-                )
-        say(f"rewrapped {report.rewrapped} data keys so far")
-    return report
+    try:
+        return sealing.unwrap_key(
+            key_ring(), bytes(wrapped_key), context=_context(record_id, patient_address)
+        )
+    except sealing.KeyUnavailable as exc:
+        raise KeyUnavailableError(
+            f"the key-encryption key {exc.key_id!r} this record needs is not configured"
+        ) from exc
+    except sealing.SealBroken as exc:
+        raise SealedContentBroken(f"the record's data key does not unwrap: {exc}") from exc
+
+
+def register_sealed_columns() -> None:
+    """Put record data keys into `rotate_kek` (called from EhrConfig.ready())."""
+    key_rotation.register_sealed_column(
+        key_rotation.SealedColumn(
+            label="record data keys",
+            model=Record,
+            field="wrapped_key",
+            context_fields=("patient_address",),
+            context=lambda row: _context(row["pk"], row["patient_address"]),
+            key_id_field="key_id",
+        )
+    )
+
+
+def rotate_kek(
+    *, batch_size: int = 500, say: Callable[[str], None] = lambda _: None
+) -> key_rotation.RotationReport:
+    """Rewrap every secret sealed under the KEK ring (record data keys, managed Ethereum keys, and any
+    other registered column) under the active KEK, the first in KEY_ENCRYPTION_KEYS.
+
+    Content and CIDs stay as they are. `report.remaining` counts, per old key id, the rows still
+    sealed under it: an old id may be dropped from the ring only when that count is zero.
+    """
+    return key_rotation.rotate(ring=key_ring(), batch_size=batch_size, say=say)
+
+
+def kek_census() -> dict[str, Counter[str]]:
+    """Per sealed column, how many rows sit under each key id (for `rotate_kek --status`)."""
+    key_ring()  # a missing or unreadable ring fails here as 503, as everywhere else
+    return key_rotation.census()

@@ -31,6 +31,21 @@ class InvalidFhir(DomainError):
     code = "invalid_fhir"
 
 
+class NotARecord(DomainError):
+    """Valid FHIR that HealthHash does not keep as a record: a policy refusal, not a FHIR defect."""
+
+    code = "not_a_record"
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+
+
+# What a record can be, for the message that refuses anything else.
+RECORD_KINDS = (
+    "a clinical FHIR resource (Observation, DiagnosticReport, Condition, AllergyIntolerance, "
+    "MedicationStatement, MedicationRequest, Immunization, Procedure, ImagingStudy, DocumentReference, ...), "
+    "a FHIR document Bundle, or a PDF, PNG, JPEG or DICOM file"
+)
+
+
 class TooLarge(DomainError):
     code = "too_large"
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -74,8 +89,13 @@ def check_category(category: str, *, field: str = "category") -> str:
     return category
 
 
-def invalid_fhir(error: fhir.FhirValidationError) -> InvalidFhir:
-    """The API error for a FHIR defect: `field` is the FHIR path of the first bad element."""
+def invalid_fhir(error: fhir.FhirValidationError) -> InvalidFhir | NotARecord:
+    """The API error for a FHIR defect: `field` is the FHIR path of the first bad element.
+
+    Valid FHIR that is not a health record is not a defect: it is refused as `not_a_record` (422).
+    """
+    if isinstance(error, fhir.NotARecordError):
+        return NotARecord(f"{error.message}; a record is {RECORD_KINDS}", field=error.path)
     return InvalidFhir(f"invalid FHIR at {error.path}: {error.message}", field=error.path)
 
 
@@ -104,7 +124,7 @@ def _category(resource: dict[str, Any]) -> str:
     if resource["resourceType"] == "Bundle":
         if resource.get("type") == "document":
             return "clinical-note"
-        raise fhir.FhirValidationError(
+        raise fhir.NotARecordError(
             "Bundle.type", "only a document Bundle is one record; import other bundles at /api/records/import"
         )
     return fhir.category_of(resource)

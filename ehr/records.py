@@ -3,9 +3,9 @@ records (`create_record`, `create_file_record`, `import_bundle`), and THE one do
 (`open_record`). Nothing else in HealthHash unwraps a record key.
 
 Creation is atomic from the user's view: seal -> store add -> one database transaction holding the
-record rows, their anchor outbox items and the access-log entry. If the database part fails the stored
-blobs are removed again; if the store is down nothing is written (503). The chain being down only
-delays the anchor: its outbox item waits.
+record rows and the access-log entry. If the database part fails the stored blobs are removed again; if
+the store is down nothing is written (503). Records are created unanchored: the batcher (ehr.anchoring)
+anchors them later as one Merkle root per batch, so the chain being down only delays the anchor.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from django.utils import timezone
 
 from access.audit import breakglass
 from access.audit import log as audit
-from access.consent import selectors as consent_selectors
+from access.audit.decisions import AccessDecision
+from access.consent import rule as consent_rule
 from access.identity.selectors import is_active_doctor
-from access.models import BreakGlass, Consent, Purpose, Role, User
-from contracts import outbox
-from ehr import fhir, keys, store
+from access.identity.users import address_of
+from access.models import AccessAction, AccessOutcome, AccessPurpose, BreakGlass, Consent, Purpose, Role, User
+from ehr import anchoring, fhir, keys, store
 from ehr.models import Record
 from ehr.record_content import PreparedRecord, RecordContent, invalid_fhir, prepare_fhir, prepare_file, unpack
+from ehr.record_quota import require_record_quota
 from healthhash.errors import DomainError, Forbidden, NotFound
-
-ANCHOR_KIND = "anchor.record"
 
 
 class AccessDenied(Forbidden):
@@ -47,18 +47,6 @@ class Tampered(DomainError):
 
 
 @dataclass(frozen=True)
-class AccessDecision:
-    """Why an actor may (or may not) use a patient's record; `legal_basis` is what the access log names."""
-
-    allowed: bool
-    reason: str  # owner | consent | break_glass | no_consent | expired | revoked
-    purpose: str  # OWNER | TREATMENT | TRAINING | EMERGENCY
-    legal_basis: str  # owner | consent:<uuid>@<block> | break_glass:<id> | none
-    # False when the actor has no relationship with the patient at all: such callers get 404, not 403.
-    knows_patient: bool = True
-
-
-@dataclass(frozen=True)
 class OpenedRecord:
     record: Record
     resource: dict[str, Any]  # the FHIR resource; a DocumentReference for a file
@@ -66,38 +54,20 @@ class OpenedRecord:
     decision: AccessDecision
 
 
-def anchor_record_id(record_id: uuid.UUID) -> str:
-    """The bytes32 a record id is anchored under: the 16 uuid bytes, right-aligned (as a uint128)."""
-    return "0x" + record_id.hex.rjust(64, "0")
-
-
-def record_id_from_anchor(value: str) -> uuid.UUID | None:
-    digits = value.removeprefix("0x")
-    if len(digits) != 64 or digits[:32].strip("0"):
-        return None
-    return uuid.UUID(digits[32:])
-
-
 # --------------------------------------------------------------------------- decisions
 
 
 def _consent_decision(
-    *, patient_address: str, actor: User, purpose: str, record_id: uuid.UUID | None, category: str
+    *, patient_address: str, actor: User, purpose: AccessPurpose, record_id: uuid.UUID | None, category: str
 ) -> AccessDecision:
-    checked = consent_selectors.is_allowed(
+    checked = consent_rule.check(
         patient_address=patient_address,
-        grantee_address=actor.eth_address,
+        grantee_address=address_of(actor),
         purpose=Purpose[purpose].value,
         record_id=record_id,
         category=category,
     )
-    if checked.allowed:
-        return AccessDecision(
-            True, "consent", purpose, f"consent:{checked.consent_id}@{checked.granted_block}"
-        )
-    # A revocation accepted but not yet mined already denies; to the doctor it is a revocation.
-    reason = "revoked" if checked.reason in ("revoked", "revocation_pending") else checked.reason
-    return AccessDecision(False, reason, purpose, "none")
+    return AccessDecision.by_consent(checked, purpose=purpose)
 
 
 def _knows_patient(actor: User, patient_address: str) -> bool:
@@ -108,23 +78,30 @@ def _knows_patient(actor: User, patient_address: str) -> bool:
     )
 
 
-def decide_access(*, record: Record, actor: User, purpose: str = "TREATMENT") -> AccessDecision:
+def _inactive_doctor(actor: User, patient_address: str, purpose: AccessPurpose) -> AccessDecision:
+    """Deactivated in the Directory (or the hospital is): consents on chain no longer let them in."""
+    return AccessDecision.denied(
+        "not_active_doctor", purpose=purpose, knows_patient=_knows_patient(actor, patient_address)
+    )
+
+
+def decide_access(
+    *, record: Record, actor: User, purpose: AccessPurpose | str = AccessPurpose.TREATMENT
+) -> AccessDecision:
     """May `actor` read `record` for `purpose`? Owner, then consent, then a live break-glass.
 
     Patients read their own records. A doctor reads through an active (not expired, not revoked)
     consent for the purpose whose scope is the record, its category or the whole chart, as indexed
-    from the chain; failing that, for TREATMENT, through a live break-glass on the patient. Kept apart
-    from `open_record` so a hospital's training job can be decided the same way later.
+    from the chain (access's consent rule); failing that, for TREATMENT, through a live break-glass on
+    the patient. Kept apart from `open_record` so a hospital's training job can be decided the same way.
     """
+    purpose = AccessPurpose(purpose)
     if actor.pk == record.patient_id:
-        return AccessDecision(True, "owner", "OWNER", "owner")
+        return AccessDecision.owner()
     if actor.role != Role.DOCTOR or not actor.eth_address:
-        return AccessDecision(False, "no_consent", purpose, "none", knows_patient=False)
+        return AccessDecision.denied("no_consent", purpose=purpose, knows_patient=False)
     if not is_active_doctor(actor):
-        # Deactivated in the Directory (or the hospital is): consents on chain no longer let them in.
-        return AccessDecision(
-            False, "not_active_doctor", purpose, "none", _knows_patient(actor, record.patient_address)
-        )
+        return _inactive_doctor(actor, record.patient_address, purpose)
     decision = _consent_decision(
         patient_address=record.patient_address,
         actor=actor,
@@ -134,12 +111,11 @@ def decide_access(*, record: Record, actor: User, purpose: str = "TREATMENT") ->
     )
     if decision.allowed:
         return decision
-    if purpose == "TREATMENT":
+    if purpose == AccessPurpose.TREATMENT:
         glass = breakglass.live_break_glass(doctor=actor, patient_address=record.patient_address)
         if glass is not None:
-            return AccessDecision(True, "break_glass", "EMERGENCY", f"break_glass:{glass.id}")
-    knows = _knows_patient(actor, record.patient_address)
-    return AccessDecision(False, decision.reason, purpose, "none", knows_patient=knows)
+            return AccessDecision.by_break_glass(glass.id)
+    return decision.knowing(_knows_patient(actor, record.patient_address))
 
 
 def authorize_write(*, actor: User, patient: User, categories: Iterable[str]) -> AccessDecision:
@@ -151,29 +127,27 @@ def authorize_write(*, actor: User, patient: User, categories: Iterable[str]) ->
     lets a doctor add new records, and a break-glass is for reading only. Everyone else may not.
     """
     if actor.pk == patient.pk:
-        return AccessDecision(True, "owner", "OWNER", "owner")
-    denied = AccessDecision(False, "no_consent", "TREATMENT", "none", knows_patient=False)
-    if actor.role != Role.DOCTOR or not actor.eth_address:
+        return AccessDecision.owner()
+    treatment = AccessPurpose.TREATMENT
+    denied = AccessDecision.denied("no_consent", purpose=treatment, knows_patient=False)
+    patient_address = patient.eth_address
+    if actor.role != Role.DOCTOR or not actor.eth_address or not patient_address:
         return denied
     if not is_active_doctor(actor):
-        return AccessDecision(
-            False, "not_active_doctor", "TREATMENT", "none", _knows_patient(actor, patient.eth_address)
-        )
+        return _inactive_doctor(actor, patient_address, treatment)
     decision = denied
     for category in sorted(set(categories)):
         decision = _consent_decision(
-            patient_address=patient.eth_address,
+            patient_address=patient_address,
             actor=actor,
-            purpose="TREATMENT",
+            purpose=treatment,
             record_id=None,
             category=category,
         )
         if not decision.allowed:
             break
     if not decision.allowed:
-        return AccessDecision(
-            False, decision.reason, "TREATMENT", "none", _knows_patient(actor, patient.eth_address)
-        )
+        return decision.knowing(_knows_patient(actor, patient_address))
     return decision
 
 
@@ -230,21 +204,28 @@ def create_file_record(
 def import_bundle(*, actor: User, patient: User, bundle: Any) -> ImportReport:
     """Split a transaction or collection Bundle into one record per resource, all or nothing.
 
-    Resources that are not health records (Patient, Practitioner, Organization...) are skipped and
-    reported. The bulk path: validate the whole bundle once, seal each resource, store all blobs in one
-    batch, then one transaction with every row, outbox item and one access-log entry.
+    Resources that are not health records (Patient, Practitioner, Organization...) and entries without
+    a resource (a transaction's DELETE or GET: records are never deleted or read by import) are skipped
+    and reported. The bulk path: validate the whole bundle once, seal each resource, store all blobs in
+    one batch, then one transaction with every row and one access-log entry.
     """
     try:
-        validated = fhir.split_bundle(bundle)
+        entries = fhir.bundle_entries(bundle)
     except fhir.FhirValidationError as exc:
         raise invalid_fhir(exc) from None
     report = ImportReport()
     prepared: list[PreparedRecord] = []
-    for index, (entry, _resource) in enumerate(zip(bundle.get("entry") or [], validated, strict=True)):
-        raw = entry["resource"]
+    for entry in entries:
+        if entry.resource is None:
+            what = f"{entry.method} entry" if entry.method else "entry"
+            report.skipped.append(
+                {"index": entry.index, "resourceType": None, "reason": f"{what} has no resource to import"}
+            )
+            continue
+        raw = bundle["entry"][entry.index]["resource"]
         if raw["resourceType"] in fhir.NON_RECORD_TYPES:
             report.skipped.append(
-                {"index": index, "resourceType": raw["resourceType"], "reason": "not a health record"}
+                {"index": entry.index, "resourceType": raw["resourceType"], "reason": "not a health record"}
             )
             continue
         prepared.append(prepare_fhir(raw, validated=True))
@@ -257,7 +238,9 @@ def import_bundle(*, actor: User, patient: User, bundle: Any) -> ImportReport:
 def _persist(
     *, actor: User, patient: User, prepared: list[PreparedRecord], decision: AccessDecision
 ) -> list[Record]:
-    address = patient.eth_address
+    # Each record costs the relayer an anchor: a per-actor daily quota, checked before sealing.
+    require_record_quota(actor=actor, adding=len(prepared))
+    address = address_of(patient)
     sealed = [
         keys.seal_content(p.plaintext, record_id=p.record_id, patient_address=address) for p in prepared
     ]
@@ -283,26 +266,12 @@ def _insert_rows(
 ) -> list[Record]:
     now = timezone.now()
     digests = [hashlib.sha256(s.sealed_bytes).hexdigest() for s in sealed]
-    # Record ids are fresh, so their idempotency keys are too: one INSERT for all anchors.
-    items = outbox.enqueue_many(
-        [
-            (
-                ANCHOR_KIND,
-                {
-                    "recordId": anchor_record_id(p.record_id),
-                    "patient": patient.eth_address,
-                    "digest": "0x" + digest,
-                },
-                f"{ANCHOR_KIND}:{p.record_id}",
-            )
-            for p, digest in zip(prepared, digests, strict=True)
-        ]
-    )
+    # No outbox item here: ehr.anchoring batches new records into one Merkle root per batch.
     records = [
         Record(
             id=p.record_id,
             patient=patient,
-            patient_address=patient.eth_address,
+            patient_address=address_of(patient),
             category=p.category,
             resource_type=p.resource_type,
             content_type=p.content_type,
@@ -313,23 +282,17 @@ def _insert_rows(
             digest=digest,
             wrapped_key=s.wrapped_key,
             key_id=s.key_id,
-            anchor_outbox=item,
         )
-        for p, s, cid, digest, item in zip(prepared, sealed, cids, digests, items, strict=True)
+        for p, s, cid, digest in zip(prepared, sealed, cids, digests, strict=True)
     ]
     Record.objects.bulk_create(records, batch_size=500)
-    audit.record_access(
-        audit.AccessEvent(
-            patient_address=patient.eth_address,
-            actor=actor,
-            actor_address=actor.eth_address or "",
-            action="create",
-            purpose=decision.purpose,
-            outcome="allowed",
-            legal_basis=decision.legal_basis,
-            record_id=str(records[0].id) if len(records) == 1 else None,
-            detail={"records": len(records), "categories": sorted({r.category for r in records})},
-        )
+    audit.log_decision(
+        decision,
+        patient_address=patient.eth_address,
+        actor=actor,
+        action=AccessAction.CREATE,
+        record_id=records[0].id if len(records) == 1 else None,
+        detail={"records": len(records), "categories": sorted({r.category for r in records})},
     )
     return records
 
@@ -337,65 +300,96 @@ def _insert_rows(
 # --------------------------------------------------------------------------- the one door
 
 
-def _event(record: Record, actor: User, decision: AccessDecision, **fields: Any) -> audit.AccessEvent:
-    return audit.AccessEvent(
-        patient_address=record.patient_address,
-        actor=actor,
-        actor_address=actor.eth_address or "",
-        purpose=decision.purpose,
-        legal_basis=decision.legal_basis,
-        record_id=str(record.id),
-        **fields,
-    )
-
-
-def _log_now(event: audit.AccessEvent) -> None:
-    """Denials and tamper alerts are committed on their own: the request that caused them fails."""
+def _log_now(
+    record: Record,
+    actor: User,
+    decision: AccessDecision,
+    *,
+    action: AccessAction,
+    outcome: AccessOutcome | None = None,
+    reason: str = "",
+) -> None:
+    """Opens, denials and integrity failures are committed on their own: a request that fails after
+    them must not take its entry with it."""
     with transaction.atomic():
-        audit.record_access(event)
+        audit.log_decision(
+            decision,
+            patient_address=record.patient_address,
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            record_id=record.id,
+            reason=reason,
+        )
 
 
-def open_record(*, record_id: uuid.UUID | str, actor: User, purpose: str = "TREATMENT") -> OpenedRecord:
+def open_record(
+    *, record_id: uuid.UUID | str, actor: User, purpose: AccessPurpose | str = AccessPurpose.TREATMENT
+) -> OpenedRecord:
     """THE one door: decide, log, then fetch, verify and decrypt one record.
 
     404 if the record does not exist or the actor may not even know it does; 403 with the reason
     (no_consent, expired, revoked) for a doctor whose consent does not cover it; every denial is
-    logged too. The sealed bytes must hash to the stored digest (and the anchored one, once anchored);
-    otherwise 409 "tampered" and a "tamper" entry in the patient's access log, never the bytes.
+    logged too. The sealed bytes must hash to the stored digest, and the digest must prove into the root
+    anchored on chain for the record's batch (once anchored); otherwise 409 "tampered" and a "tamper"
+    entry in the patient's access log, never the bytes.
     """
     try:
-        record = Record.objects.filter(pk=uuid.UUID(str(record_id))).first()
+        record = Record.objects.select_related("anchor_batch").filter(pk=uuid.UUID(str(record_id))).first()
     except ValueError:
         record = None
     if record is None:
         raise NotFound("no such record")
     decision = decide_access(record=record, actor=actor, purpose=purpose)
     if not decision.allowed:
-        _log_now(_event(record, actor, decision, action="deny", outcome="denied", reason=decision.reason))
+        _log_now(record, actor, decision, action=AccessAction.DENY, reason=decision.reason)
         if not decision.knows_patient:
             raise NotFound("no such record")
         raise AccessDenied(f"access to this record is denied: {decision.reason}", code=decision.reason)
-    _log_now(_event(record, actor, decision, action="open", outcome="allowed"))
+    _log_now(record, actor, decision, action=AccessAction.OPEN)
     content = read_verified(record, actor=actor, decision=decision)
     return OpenedRecord(record, content.resource, content.file_bytes, decision)
 
 
+def _check_anchor(record: Record) -> None:
+    """Once its batch is anchored, the record's leaf (id, patient, digest) must prove into the root the chain
+    holds (as indexed: no RPC per open; `manage.py verify_records` re-reads the roots from the chain)."""
+    if record.anchor_mismatch:
+        raise Tampered("the root anchored on chain for the record's batch differs from the computed one")
+    anchored_root = anchoring.anchored_root_of(record)
+    if anchored_root is not None and not anchoring.proves_inclusion(record, anchored_root):
+        raise Tampered("the record's digest is not in the Merkle root anchored on chain")
+
+
 def read_verified(record: Record, *, actor: User, decision: AccessDecision) -> RecordContent:
-    """Fetch, verify and decrypt, for a caller that has decided and logged already (open, export)."""
+    """Fetch, verify and decrypt, for a caller that has decided and logged already (open, export).
+
+    Bytes that are present but altered: 409 `tampered` and a "tamper" entry. Bytes that are gone (410
+    `missing`) or a store that cannot be read (503 `storage_unavailable`): an "open" entry with outcome
+    "error", never a tamper alert, since lost data is not an attack. No message names a storage path.
+    """
     try:
         sealed_bytes = store.cat(record.cid)
         if hashlib.sha256(sealed_bytes).hexdigest() != record.digest:
             raise Tampered("the stored bytes do not match the record's digest")
-        if record.anchor_mismatch:
-            raise Tampered("the digest anchored on chain differs from the record's digest")
+        _check_anchor(record)
         plaintext = keys.open_content(
             sealed_bytes,
-            wrapped_key=record.wrapped_key,
+            wrapped_key=bytes(record.wrapped_key),  # PostgreSQL hands bytea out as memoryview
             record_id=record.id,
             patient_address=record.patient_address,
         )
         return unpack(plaintext, content_type=record.content_type)
+    except (store.StoredBytesMissing, store.StoreUnavailable) as exc:
+        reason = f"{exc.code}: {exc.detail}"
+        _log_now(
+            record, actor, decision, action=AccessAction.OPEN, outcome=AccessOutcome.ERROR, reason=reason
+        )
+        raise type(exc)(f"record {record.id} cannot be read: {exc.detail}") from exc
     except (store.StoredBytesBroken, keys.SealedContentBroken, Tampered, ValueError) as exc:
-        detail = str(getattr(exc, "detail", exc))
-        _log_now(_event(record, actor, decision, action="tamper", outcome="error", reason=detail))
+        # Domain errors carry fixed sentences; a bare ValueError (a broken envelope) gets one too.
+        detail = getattr(exc, "detail", None) or "the decrypted content is not in the record's format"
+        _log_now(
+            record, actor, decision, action=AccessAction.TAMPER, outcome=AccessOutcome.ERROR, reason=detail
+        )
         raise Tampered(f"record {record.id} failed its integrity check: {detail}") from exc

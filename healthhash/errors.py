@@ -6,10 +6,12 @@ validation, auth) are mapped to the same shape here, in one exception handler.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.views.debug import SafeExceptionReporterFilter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -19,7 +21,7 @@ class DomainError(Exception):
     """A business rule said no. `code` is stable for clients; `detail` is for people."""
 
     code = "invalid"
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, detail: str, *, field: str | None = None, code: str | None = None) -> None:
         super().__init__(detail)
@@ -89,3 +91,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         codes = exc.get_codes()
         response.data = error_body(codes if isinstance(codes, str) else exc.default_code, detail)
     return response
+
+
+class SecretSettingsFilter(SafeExceptionReporterFilter):
+    """Masks every secret-bearing setting and environment variable on Django's error reports.
+
+    Django's default masks names with API, AUTH, TOKEN, KEY, SECRET, PASS or SIGNATURE; here also the
+    KEK and the URLs that can carry credentials (database, cache, Celery broker, chain node RPC).
+    The same pattern cleans request.META, which holds the process environment under runserver.
+    """
+
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|KEK|DATABASE|CACHE|BROKER|RPC|DSN|CREDENTIAL",
+        flags=re.IGNORECASE,
+    )

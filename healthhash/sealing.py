@@ -14,6 +14,8 @@ Wire formats (all integers big-endian)::
                       | ciphertext | tag(16)
         GCM key = KEK[kid], GCM AAD = version | kid_len | kid | caller's context
 
+    sealed to key, sealed release: ECIES on secp256k1, see "sealing to a public key" below.
+
 Why AES-256-GCM for wrapping rather than AES-KW (RFC 3394): GCM takes associated
 data, so a wrapped key is bound to its key id *and* to the caller's context (record id
 and patient, or a user id for a managed key): a wrapped key copied onto another row
@@ -36,8 +38,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from coincurve import PrivateKey as CurvePrivateKey
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from ecies import decrypt as ecies_decrypt
+from ecies import encrypt as ecies_encrypt
+from ecies.config import Config as ECIESConfig
 
 __all__ = [
     "KEY_BYTES",
@@ -48,12 +54,19 @@ __all__ = [
     "benchmark_sealing",
     "new_data_key",
     "new_kek_entry",
+    "open_release",
     "open_sealed",
     "open_secret",
+    "open_with_private_key",
+    "public_key_of",
     "record_aad",
+    "record_content_aad",
+    "release_aad",
     "rewrap",
     "seal",
+    "seal_release",
     "seal_secret",
+    "seal_to_public_key",
     "seal_with_new_key",
     "unwrap_key",
     "wrap_key",
@@ -380,6 +393,97 @@ def _aesgcm(key: bytes, *, what: str) -> AESGCM:
     if len(key) != KEY_BYTES:
         raise ValueError(f"{what} must be {KEY_BYTES} bytes (AES-256), got {len(key)}")
     return AESGCM(key)
+
+
+# --------------------------------------------------------------------------- sealing to a public key
+#
+# For dataset releases (federated/release.py): a list sealed ONCE to a hospital's secp256k1 key.
+#
+#   sealed to key   = ephemeral public key(65, uncompressed) | nonce(16) | tag(16) | ciphertext
+#       ECIES as eciespy 0.4 makes it: ECDH on secp256k1, key = HKDF-SHA256(ephemeral key(65) ||
+#       shared point(65)), AES-256-GCM. Its settings are pinned below, so a changed library default
+#       cannot change the wire format.
+#   sealed release  = version(1)=0x01 | key_len(2) | sealed to key(fresh release key)(key_len)
+#                     | sealed content (format above) of the list under the release key,
+#                     GCM AAD = version byte | release_aad(job, hospital account, pinned block)
+#
+# Why a release key rather than ECIES over the whole list: the list is bound to its job, hospital and
+# block by AAD (eciespy's AEAD takes none), and one key agreement covers any number of records.
+
+_ECIES_CONFIG = ECIESConfig(
+    elliptic_curve="secp256k1",
+    is_ephemeral_key_compressed=False,
+    is_hkdf_key_compressed=False,
+    symmetric_algorithm="aes-256-gcm",
+    symmetric_nonce_length=16,
+)
+_RELEASE_AAD_TAG = b"healthhash.release.v1"
+_RELEASE_KEY_LEN_BYTES = 2
+
+
+def public_key_of(private_key: bytes, *, compressed: bool = True) -> bytes:
+    """The secp256k1 public key (33 bytes compressed, 65 uncompressed) of a 32-byte private key."""
+    if len(private_key) != KEY_BYTES:
+        raise ValueError(f"a secp256k1 private key is {KEY_BYTES} bytes, got {len(private_key)}")
+    return CurvePrivateKey(bytes(private_key)).public_key.format(compressed=compressed)
+
+
+def seal_to_public_key(plaintext: bytes, *, public_key: bytes) -> bytes:
+    """ECIES-encrypt ``plaintext`` to a secp256k1 public key (33 or 65 bytes); see the format above."""
+    return ecies_encrypt(bytes(public_key), bytes(plaintext), config=_ECIES_CONFIG)
+
+
+def open_with_private_key(sealed: bytes, *, private_key: bytes) -> bytes:
+    """Decrypt :func:`seal_to_public_key` output; another key or altered bytes raise :class:`SealBroken`."""
+    if len(private_key) != KEY_BYTES:
+        raise ValueError(f"a secp256k1 private key is {KEY_BYTES} bytes, got {len(private_key)}")
+    if len(sealed) < 65 + 16 + TAG_BYTES:
+        raise SealBroken("sealed-to-key bytes are truncated")
+    try:
+        return ecies_decrypt(bytes(private_key), bytes(sealed), config=_ECIES_CONFIG)
+    except ValueError:  # MAC check failed, or the ephemeral key is not a curve point
+        raise SealBroken("sealed-to-key bytes failed authentication (another key, or tampered)") from None
+
+
+def record_content_aad(record_id: object, patient_address: str) -> bytes:
+    """:func:`record_aad` in the canonical form every record seal uses (record id as text, lower-case
+    address): ehr/keys.py seals with it and a hospital worker opens released records with it."""
+    return record_aad(str(record_id), patient_address.lower())
+
+
+def release_aad(*, job_key: str, hospital_account: str, pinned_block: int) -> bytes:
+    """What a release is bound to; length-prefixed like :func:`record_aad`. The account is taken as
+    given (callers pass the checksummed address)."""
+    parts = [
+        _RELEASE_AAD_TAG,
+        job_key.encode("utf-8"),
+        hospital_account.encode("ascii"),
+        b"%d" % pinned_block,
+    ]
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+def seal_release(plaintext: bytes, *, public_key: bytes, aad: bytes) -> bytes:
+    """Seal a whole release list to ``public_key``: one ECIES of a fresh release key, then AES-256-GCM."""
+    release_key = new_data_key()
+    sealed_key = seal_to_public_key(release_key, public_key=public_key)
+    body = seal(plaintext, data_key=release_key, aad=aad)
+    return _VERSION_V1 + struct.pack(">H", len(sealed_key)) + sealed_key + bytes(body)
+
+
+def open_release(sealed_release: bytes, *, private_key: bytes, aad: bytes) -> bytes:
+    """Open :func:`seal_release` output; another key, other AAD or altered bytes raise :class:`SealBroken`."""
+    view = memoryview(sealed_release).cast("B")
+    header = 1 + _RELEASE_KEY_LEN_BYTES
+    if len(view) < header or view[0] != FORMAT_V1:
+        raise SealBroken("sealed release has an unknown format")
+    (key_len,) = struct.unpack(">H", view[1:header])
+    if len(view) < header + key_len:
+        raise SealBroken("sealed release is truncated")
+    release_key = open_with_private_key(bytes(view[header : header + key_len]), private_key=private_key)
+    if len(release_key) != KEY_BYTES:
+        raise SealBroken("sealed release carries no release key")
+    return open_sealed(view[header + key_len :], data_key=release_key, aad=aad)
 
 
 # --------------------------------------------------------------------------- benchmark

@@ -16,10 +16,16 @@ from healthhash import local_secrets
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
-VAR_DIR = Path(env.str("HEALTHHASH_VAR_DIR", default=str(BASE_DIR / "var")))
+# Owner-only (0700): it holds the database with live session keys, the chain state and the blobs.
+VAR_DIR = local_secrets.private_dir(Path(env.str("HEALTHHASH_VAR_DIR", default=str(BASE_DIR / "var"))))
 SECRETS_DIR = VAR_DIR / "secrets"
 HEALTHHASH_ENV = env.str("HEALTHHASH_ENV", default="development")
 PRODUCTION = HEALTHHASH_ENV == "production"
+if PRODUCTION:
+    # Checked before any secret is read, so none is generated into var/secrets by a production start.
+    local_secrets.require_production_secrets(
+        ["DJANGO_SECRET_KEY", "HEALTHHASH_KEK", "RELAYER_PRIVATE_KEY"], environ=env.ENVIRON
+    )
 
 DEBUG = env.bool("DJANGO_DEBUG", default=not PRODUCTION)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or local_secrets.django_secret_key(SECRETS_DIR)
@@ -45,6 +51,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: size limits, trailing slashes, and JSON errors on /api/.
+    "healthhash.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -74,6 +82,8 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'healthhash.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        local_secrets.private_file(Path(DATABASES["default"]["NAME"]))
     # The test database is a file too (not :memory:), so a real Celery worker process can share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
     # WAL + a busy timeout let the relayer, the indexer and the web process share the file.
@@ -109,15 +119,18 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["healthhash.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "healthhash.schema.ErrorShapeAutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "healthhash.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "healthhash.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # Sign-in endpoints are throttled per client address against password guessing.
     "DEFAULT_THROTTLE_RATES": {"sign_in": env.str("SIGN_IN_RATE", default="10/minute")},
+    # The client address is REMOTE_ADDR unless that many reverse proxies in front of us each append
+    # to X-Forwarded-For; a header the client wrote itself is never believed.
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "HealthHash API",
@@ -136,12 +149,23 @@ RELAYER_PRIVATE_KEY = env.str("RELAYER_PRIVATE_KEY", default="") or local_secret
     SECRETS_DIR
 )
 RELAYER_BATCH_SIZE = env.int("RELAYER_BATCH_SIZE", default=500)
+# Seconds a relayer run holds its lease without renewing it (it renews between steps): how long a killed
+# relayer blocks the next one.
+RELAYER_LEASE_S = env.float("RELAYER_LEASE_S", default=10.0)
 INDEXER_MAX_BLOCK_RANGE = env.int("INDEXER_MAX_BLOCK_RANGE", default=2000)
 CONSENT_SIGNATURE_TTL_S = env.int("CONSENT_SIGNATURE_TTL_S", default=3600)
 
 # --- keys ----------------------------------------------------------------------------------------
 # "kid:base64(32 bytes),..." ; the first key id is the active one. Outside the database by design.
 KEY_ENCRYPTION_KEYS = env.str("HEALTHHASH_KEK", default="") or local_secrets.key_encryption_keys(SECRETS_DIR)
+# Password re-confirmation (unlocking a managed key, minting a token), per user: a DRF-style rate,
+# and a lock after this many wrong passwords in a row, for this long (or until a password sign-in).
+PASSWORD_CONFIRM_RATE = env.str("PASSWORD_CONFIRM_RATE", default="20/minute")
+PASSWORD_CONFIRM_MAX_FAILURES = env.int("PASSWORD_CONFIRM_MAX_FAILURES", default=5)
+PASSWORD_CONFIRM_LOCKOUT_S = env.int("PASSWORD_CONFIRM_LOCKOUT_S", default=900)
+# API tokens expire after this many days; minting one needs the password or a sign-in this recent.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+API_TOKEN_FRESH_SIGN_IN_S = env.int("API_TOKEN_FRESH_SIGN_IN_S", default=300)
 
 # --- Sign-In with Ethereum ---------------------------------------------------------------------
 SIWE_DOMAIN = env.str("SIWE_DOMAIN", default="127.0.0.1:8000")
@@ -152,8 +176,18 @@ IPFS_API_URL = env.str("IPFS_API_URL", default="")
 IPFS_LOCAL_DIR = VAR_DIR / "ipfs"
 IPFS_CID_VERSION = env.int("IPFS_CID_VERSION", default=0)
 RECORD_MAX_BYTES = env.int("RECORD_MAX_BYTES", default=50 * 1024 * 1024)
+# Any request body over this is refused (413) by its Content-Length, before it is read.
 DATA_UPLOAD_MAX_MEMORY_SIZE = RECORD_MAX_BYTES + 1024 * 1024
+# JSON bodies nesting deeper are refused (400 too_deep); FHIR resources nest far less.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=100)
 BREAK_GLASS_HOURS = env.float("BREAK_GLASS_HOURS", default=4.0)
+# Records one user may create in any 24 hours (each costs the relayer an anchor's gas); 0 = no limit.
+RECORDS_PER_DAY = env.int("RECORDS_PER_DAY", default=1000)
+# Records are anchored as one Merkle root per batch (ehr.anchoring): at most MAX records a batch; a partial
+# batch waits until MIN records wait or the oldest has waited MAX_WAIT_S (gas per record = ~49k / batch size).
+RECORD_ANCHOR_BATCH_MAX = env.int("RECORD_ANCHOR_BATCH_MAX", default=1000)
+RECORD_ANCHOR_BATCH_MIN = env.int("RECORD_ANCHOR_BATCH_MIN", default=100)
+RECORD_ANCHOR_MAX_WAIT_S = env.float("RECORD_ANCHOR_MAX_WAIT_S", default=600.0)
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -184,7 +218,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "access.tasks.anchor_audit_heads",
         "schedule": env.float("AUDIT_ANCHOR_EVERY_S", default=60.0),
     },
+    "anchor-records": {
+        "task": "ehr.tasks.anchor_records",
+        "schedule": env.float("RECORD_ANCHOR_EVERY_S", default=60.0),
+    },
 }
+
+# Error reports (the debug page, error e-mails) mask the KEK, keys and credential-bearing URLs.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "healthhash.errors.SecretSettingsFilter"
 
 LOGGING = {
     "version": 1,

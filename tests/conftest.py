@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
+from web3 import HTTPProvider
 
 from access.identity import services as identity_services
 from access.models import Doctor, Hospital, Role, User
@@ -27,18 +29,18 @@ from contracts.models import Deployment, IndexerCursor
 from healthhash.celery import app as celery_app
 from tests.fixtures.chain import DeployedContracts, transact
 
-pytest_plugins = ["tests.fixtures.chain"]
+pytest_plugins = ["tests.fixtures.chain", "tests.fixtures.audit_log"]
 
 # Relayer kicks after commit go to an in-memory broker that forgets them: tests drive the relayer
 # themselves, and the embedded broker's folder under var/ must not collect messages a dev worker would
 # later run. The worker test (tests/contracts/test_celery_worker.py) uses the configured broker.
-celery_app.conf.broker_url = "memory://"
+celery_app.conf.update(broker_url="memory://")
 
 PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_var(tmp_path_factory: pytest.TempPathFactory, settings) -> None:  # type: ignore[no-untyped-def]
+def _isolated_var(tmp_path_factory: pytest.TempPathFactory, settings: SettingsWrapper) -> None:
     """Each test's blobs and dev-chain state live in a temporary folder, not in var/.
 
     Passwords hash with MD5 here: PBKDF2 at Django's production cost would dominate the run time,
@@ -72,9 +74,12 @@ class Personas:
 
 
 @pytest.fixture
-def chain(deployed_contracts: DeployedContracts, settings) -> Iterator[DeployedContracts]:  # type: ignore[no-untyped-def]
+def chain(deployed_contracts: DeployedContracts, settings: SettingsWrapper) -> Iterator[DeployedContracts]:
     """The session chain wired into this test's settings and database (deployments, cursor at head)."""
-    settings.ETH_RPC_URL = deployed_contracts.w3.provider.endpoint_uri
+    # The node the contracts are on: a module may override deployed_contracts with its own anvil.
+    provider = deployed_contracts.w3.provider
+    assert isinstance(provider, HTTPProvider)
+    settings.ETH_RPC_URL = provider.endpoint_uri
     # A fresh relayer key per test: its nonces are this test's alone, whatever other tests sent.
     settings.RELAYER_PRIVATE_KEY = "0x" + secrets.token_hex(32)
     settings.CHAIN_CONFIRMATIONS = 0
@@ -159,6 +164,12 @@ def personas(db: None, chain: DeployedContracts) -> Personas:
         general=general,
         clinic=clinic,
     )
+
+
+def address_of(user: User) -> str:
+    """A persona's Ethereum address: every persona is created with a key, so it has one."""
+    assert user.eth_address is not None, user.username
+    return user.eth_address
 
 
 @pytest.fixture

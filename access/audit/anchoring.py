@@ -18,15 +18,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from eth_utils import keccak
 
 from access.models import AuditAnchorBatch, AuditAnchorLeaf, AuditBatchStatus, AuditChainHead
-from contracts import indexer, outbox
-from contracts.models import OutboxItem
+from contracts import client, events, indexer, outbox
+from contracts.models import Deployment, OutboxItem
+from contracts.relayer_kinds import AuditRootItem
 
 MAX_HEADS_PER_BATCH = 10_000
+_AUDIT_ROOT_TOPIC = "0x" + keccak(text="AuditRootAnchored(bytes32,bytes32,uint32)").hex()
 
 
 @dataclass(frozen=True)
@@ -121,11 +125,7 @@ def anchor_audit_heads(*, max_heads: int = MAX_HEADS_PER_BATCH) -> AuditAnchorBa
     )
     for head in heads:
         AuditChainHead.objects.filter(pk=head.pk).update(anchored_seq=head.seq)
-    batch.outbox = outbox.enqueue(
-        kind="anchor.audit_root",
-        payload={"root": root, "headCount": len(leaves), "batchId": batch_id},
-        idempotency_key=f"anchor.audit_root:{batch_id}",
-    )
+    batch.outbox = outbox.enqueue(AuditRootItem(root=root, head_count=len(leaves), batch_id=batch_id))
     batch.save(update_fields=["outbox"])
     return batch
 
@@ -181,3 +181,58 @@ def anchored_seq_of(patient_address: str) -> int:
         .first()
     )
     return int(leaf or 0)
+
+
+@dataclass(frozen=True)
+class AnchoredRoot:
+    """One AuditRootAnchored event as the node returns it: the chain's own commitment to a batch."""
+
+    batch_id: str  # 0x-hex, lower case
+    root: str  # 0x-hex, lower case
+    head_count: int
+    block_number: int
+    tx_hash: str
+
+
+def audit_roots_on_chain() -> list[AnchoredRoot]:
+    """Every AuditRootAnchored event of the deployed Anchors contract, read from the node with eth_getLogs
+    (not from the indexed ChainEvent copy, which a database restore rolls back with everything else).
+
+    Raises ChainUnavailable when no node answers and ContractNotDeployed when Anchors is not deployed.
+    """
+    deployment = Deployment.objects.filter(chain_id=client.chain_id(), name="Anchors").first()
+    if deployment is None:
+        raise client.ContractNotDeployed("Anchors is not deployed on this chain")
+    head = client.latest_block()
+    start, size = deployment.block_number, max(1, settings.INDEXER_MAX_BLOCK_RANGE)
+    roots: list[AnchoredRoot] = []
+    while start <= head:
+        end = min(start + size - 1, head)
+        query = {
+            "fromBlock": hex(start),
+            "toBlock": hex(end),
+            "address": deployment.address,
+            "topics": [_AUDIT_ROOT_TOPIC],
+        }
+        try:
+            raw_logs = client.rpc("eth_getLogs", [query])
+        except client.ChainRpcError:
+            if size == 1:
+                raise
+            size = max(1, size // 4)  # the node refused the range (too many results): shrink and retry
+            continue
+        for raw in raw_logs:
+            decoded = events.decode_log(raw, "Anchors")
+            if decoded is None or raw.get("removed"):
+                continue
+            roots.append(
+                AnchoredRoot(
+                    batch_id=str(decoded.args["batchId"]).lower(),
+                    root=str(decoded.args["root"]).lower(),
+                    head_count=int(decoded.args["headCount"]),
+                    block_number=decoded.block_number,
+                    tx_hash=decoded.tx_hash,
+                )
+            )
+        start = end + 1
+    return roots

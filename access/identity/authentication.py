@@ -1,7 +1,8 @@
 """DRF authentication by API token: `Authorization: Token <key>`, looked up by the key's SHA-256.
 
-Only the hash is stored, so a database leak yields no usable token. Tokens are not sent by
-browsers on their own, so token-authenticated requests need no CSRF token.
+Only the hash is stored, so a database leak yields no usable token. A token works until it expires
+(`ApiToken.expires_at`) or is revoked. Tokens are not sent by browsers on their own, so
+token-authenticated requests need no CSRF token.
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ class ApiTokenAuthentication(BaseAuthentication):
     def _authenticate_key(self, plaintext: str) -> tuple[Any, ApiToken]:
         digest = hash_token(plaintext)
         token = (
-            ApiToken.objects.select_related("user").filter(token_hash=digest, revoked_at__isnull=True).first()
+            ApiToken.objects.select_related("user")
+            .filter(token_hash=digest, revoked_at__isnull=True, expires_at__gt=timezone.now())
+            .first()
         )
         # The lookup is by a hash of a random secret, so its timing reveals nothing useful; the
         # constant-time compare guards against a database whose collation matched loosely.
         if token is None or not hmac.compare_digest(token.token_hash, digest):
-            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         self._touch(token)

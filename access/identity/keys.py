@@ -8,7 +8,9 @@ at hand; callers must not store it. No log line, repr or exception here carries 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,15 +18,28 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from rest_framework import status
 
+from access.identity.password_guard import BadPassword, KeyLocked, PasswordConfirmThrottled, confirm_password
 from access.models import Hospital, KeyKind, ManagedKey, User
+from healthhash import key_rotation
 from healthhash.errors import DomainError, Forbidden, NotFound, Unavailable
-from healthhash.sealing import KeyRing, KeyUnavailable, SealBroken, open_secret, seal_secret
+from healthhash.sealing import KeyRing, KeyUnavailable, SealBroken, open_secret, public_key_of, seal_secret
 
 logger = logging.getLogger(__name__)
 
-
-class BadPassword(Forbidden):
-    code = "bad_password"
+# The password errors live in password_guard; re-exported so callers of the unlock functions need one module.
+__all__ = [
+    "BadPassword",
+    "KeyLocked",
+    "ManagedKeyBroken",
+    "ManagedKeyUnavailable",
+    "PasswordConfirmThrottled",
+    "create_hospital_key",
+    "create_managed_key",
+    "hospital_public_key",
+    "register_sealed_columns",
+    "unlock_hospital_key",
+    "unlock_managed_key",
+]
 
 
 class ManagedKeyUnavailable(Unavailable):
@@ -59,6 +74,26 @@ def _hospital_context(hospital_id: int, address: str) -> bytes:
     return _context(owner=f"hospital:{hospital_id}", address=address)
 
 
+def _row_context(row: Mapping[str, Any]) -> bytes:
+    """The seal context of a ManagedKey row given as values (for rotation, which reads no models)."""
+    if row["user_id"] is not None:
+        return _user_context(row["user_id"], row["address"])
+    return _hospital_context(row["hospital_id"], row["address"])
+
+
+def register_sealed_columns() -> None:
+    """Put users' and hospitals' managed keys into `rotate_kek` (called from AccessConfig.ready())."""
+    key_rotation.register_sealed_column(
+        key_rotation.SealedColumn(
+            label="managed Ethereum keys",
+            model=ManagedKey,
+            field="sealed_private_key",
+            context_fields=("user_id", "hospital_id", "address"),
+            context=_row_context,
+        )
+    )
+
+
 def _new_account(private_key: bytes | None) -> LocalAccount:
     if private_key is None:
         return Account.create()
@@ -86,7 +121,7 @@ def create_managed_key(*, user: User, private_key: bytes | None = None) -> Manag
     user.eth_address = account.address
     user.key_kind = KeyKind.MANAGED
     user.save(update_fields=["eth_address", "key_kind"])
-    logger.info("managed key %s created for user %s", account.address, user.pk)
+    logger.debug("managed key %s created for user %s", account.address, user.pk)
     return managed
 
 
@@ -98,6 +133,7 @@ def create_hospital_key(*, hospital: Hospital, private_key: bytes | None = None)
     """
     account = _new_account(private_key)
     hospital.account_address = account.address
+    hospital.account_public_key = public_key_of(account.key).hex()
     hospital.save()
     managed = ManagedKey.objects.create(
         hospital=hospital,
@@ -106,12 +142,16 @@ def create_hospital_key(*, hospital: Hospital, private_key: bytes | None = None)
             account.key, ring=_key_ring(), context=_hospital_context(hospital.pk, account.address)
         ),
     )
-    logger.info("managed key %s created for hospital %s", account.address, hospital.slug)
+    logger.debug("managed key %s created for hospital %s", account.address, hospital.slug)
     return managed
 
 
 def unlock_managed_key(*, user: User, password: str) -> LocalAccount:
-    """The user's own key, for one signing request. Wrong password -> BadPassword (403)."""
+    """The user's own key, for one signing request.
+
+    Wrong password -> BadPassword (403); too many tries -> PasswordConfirmThrottled (429); too many
+    wrong passwords in a row -> KeyLocked (423) for a while (see password_guard).
+    """
     _check_password(user, password)
     managed = ManagedKey.objects.filter(user=user).first()
     if managed is None:
@@ -132,10 +172,28 @@ def unlock_hospital_key(*, hospital: Hospital, user: User, password: str) -> Loc
     return _open(managed, _hospital_context(hospital.pk, managed.address))
 
 
+def hospital_public_key(*, hospital: Hospital) -> bytes:
+    """The hospital account's compressed secp256k1 public key (what dataset releases are sealed to).
+
+    Hospitals whose key was made before the column existed get it filled here, once: the server opens
+    the sealed key under the KEK ring to compute the public half (no signing, so no password) and
+    keeps only that.
+    """
+    if hospital.account_public_key:
+        return bytes.fromhex(hospital.account_public_key)
+    managed = ManagedKey.objects.filter(hospital=hospital).first()
+    if managed is None:
+        raise NotFound(f"Hospital {hospital.slug} has no managed key.", code="no_managed_key")
+    public_key = public_key_of(_open(managed, _hospital_context(hospital.pk, managed.address)).key)
+    hospital.account_public_key = public_key.hex()
+    Hospital.objects.filter(pk=hospital.pk).update(account_public_key=hospital.account_public_key)
+    return public_key
+
+
 def _check_password(user: User, password: str) -> None:
-    # Django's check_password is constant-time and upgrades old hashes as a side effect.
-    if not password or not user.check_password(password):
-        raise BadPassword("The password is wrong.", field="password")
+    # Throttled per user and locked after repeated wrong passwords (password_guard): whoever holds a
+    # stolen session or token must not be able to guess the password here.
+    confirm_password(user=user, password=password)
 
 
 def _open(managed: ManagedKey, context: bytes) -> LocalAccount:

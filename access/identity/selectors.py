@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
-from eth_utils import is_address, to_checksum_address
 
 from access.models import Doctor, Hospital, Role, User
 from healthhash.errors import Forbidden
+from healthhash.eth_address import checksummed_or_none
 
 
 def hospitals_visible_to(user: User) -> QuerySet[Hospital]:
@@ -39,9 +39,10 @@ def doctors_visible_to(user: User, *, hospital_slug: str | None = None) -> Query
 
 def user_by_address(address: str) -> User | None:
     """The user whose eth_address is `address` (any case), or None; a malformed address is None."""
-    if not isinstance(address, str) or not is_address(address):
+    checksummed = checksummed_or_none(address)
+    if checksummed is None:
         return None
-    return User.objects.filter(eth_address=to_checksum_address(address)).select_related("hospital").first()
+    return User.objects.filter(eth_address=checksummed).select_related("hospital").first()
 
 
 def is_active_doctor(user: User) -> bool:

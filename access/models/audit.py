@@ -22,12 +22,94 @@ class AccessAction(models.TextChoices):
     CREATE = "create"
     BREAK_GLASS = "break_glass"
     TAMPER = "tamper"
+    RELEASE = "release"  # records released (keys sealed to a hospital) for a training job
 
 
 class AccessOutcome(models.TextChoices):
     ALLOWED = "allowed"
     DENIED = "denied"
     ERROR = "error"
+
+
+class AccessPurpose(models.TextChoices):
+    """Why an access happened, as the log names it: a consent purpose, or the owner, or an emergency."""
+
+    TREATMENT = "TREATMENT"
+    TRAINING = "TRAINING"
+    OWNER = "OWNER"
+    EMERGENCY = "EMERGENCY"
+
+
+class LegalBasisKind(models.TextChoices):
+    OWNER = "owner"
+    CONSENT = "consent"
+    BREAK_GLASS = "break_glass"
+    NONE = "none"
+
+
+class LegalBasis(str):
+    """What allowed an access (or "none"), built by the named constructors and nowhere else.
+
+    It IS its stored, hash-chained text, which must never change: "owner", "consent:<uuid>@<block>",
+    "break_glass:<id>" or "none". Being a `str`, it goes into the canonical JSON, the database column
+    and API bodies as exactly that text; `parse` reads a stored one back.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, text: str) -> LegalBasis:
+        kind, sep, rest = text.partition(":")
+        well_formed = (
+            (not sep and kind in (LegalBasisKind.OWNER, LegalBasisKind.NONE))
+            or (kind == LegalBasisKind.BREAK_GLASS and bool(rest))
+            or (kind == LegalBasisKind.CONSENT and bool(rest.rpartition("@")[0]))
+        )
+        if not well_formed:
+            raise ValueError(f"not a legal basis: {text!r}")
+        return super().__new__(cls, text)
+
+    @classmethod
+    def owner(cls) -> LegalBasis:
+        return cls(LegalBasisKind.OWNER.value)
+
+    @classmethod
+    def consent(cls, consent_id: uuid.UUID | str, block: int | None) -> LegalBasis:
+        return cls(f"consent:{consent_id}@{block}")
+
+    @classmethod
+    def break_glass(cls, break_glass_id: uuid.UUID | str) -> LegalBasis:
+        return cls(f"break_glass:{break_glass_id}")
+
+    @classmethod
+    def none(cls) -> LegalBasis:
+        return cls(LegalBasisKind.NONE.value)
+
+    @classmethod
+    def parse(cls, text: str) -> LegalBasis:
+        """A stored basis read back; raises ValueError on text no constructor could have made."""
+        return text if isinstance(text, LegalBasis) else cls(text)
+
+    @property
+    def kind(self) -> LegalBasisKind:
+        return LegalBasisKind(self.partition(":")[0])
+
+    @property
+    def ref(self) -> str:
+        """The consent id or break-glass id ("" for owner and none)."""
+        rest = self.partition(":")[2]
+        return rest.rpartition("@")[0] if self.kind == LegalBasisKind.CONSENT else rest
+
+    @property
+    def block(self) -> int | None:
+        """The block a consent basis became active in."""
+        if self.kind != LegalBasisKind.CONSENT:
+            return None
+        block = self.rpartition("@")[2]
+        return int(block) if block.isdigit() else None
+
+    @property
+    def is_break_glass(self) -> bool:
+        return self.kind == LegalBasisKind.BREAK_GLASS
 
 
 class AccessLogEntry(models.Model):

@@ -51,6 +51,9 @@ class Hospital(models.Model):
     # "0x" + keccak256(slug) hex: the Directory's bytes32 hospitalId.
     hospital_id = models.CharField(max_length=66, unique=True)
     account_address = models.CharField(max_length=42, unique=True)
+    # The account's secp256k1 public key, compressed (33 bytes, hex): dataset releases are sealed to it.
+    # The address is a hash of it, so it cannot be derived from the address; set with the account key.
+    account_public_key = models.CharField(max_length=66, blank=True, default="")
     admin = models.ForeignKey(User, on_delete=models.PROTECT, related_name="administered_hospitals")
     active = models.BooleanField(default=False)
     registered_block = models.BigIntegerField(null=True, blank=True)
@@ -112,7 +115,10 @@ class ManagedKey(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token for scripts; only its SHA-256 is stored, the plaintext is shown once."""
+    """A bearer token for scripts; only its SHA-256 is stored, the plaintext is shown once.
+
+    A token works until `expires_at` or until revoked (by its owner, or by logging out with it).
+    """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -120,6 +126,7 @@ class ApiToken(models.Model):
     key_prefix = models.CharField(max_length=16)
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -8,6 +8,9 @@ from rest_framework import serializers
 
 from access.consent.scopes import CATEGORIES
 from ehr.models import Record
+from healthhash.eth_address import EthAddressField
+from healthhash.pagination import MAX_LIMIT, MAX_OFFSET
+from healthhash.query import QuerySerializer
 
 
 class RecordOut(serializers.ModelSerializer):
@@ -52,7 +55,7 @@ class OpenedRecordOut(serializers.Serializer):
 
 
 class FhirRecordIn(serializers.Serializer):
-    patient = serializers.CharField(
+    patient = EthAddressField(
         required=False, help_text="Patient's Ethereum address (a doctor writing for a patient); default: me."
     )
     resource = serializers.JSONField(help_text="One FHIR R4 resource (or a document Bundle).")
@@ -62,15 +65,11 @@ class FileRecordIn(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, help_text="PDF, PNG, JPEG or DICOM.")
     category = serializers.ChoiceField(choices=CATEGORIES, default="document")
     title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    patient = serializers.CharField(
-        required=False, help_text="Patient's address (doctor uploading); default: me."
-    )
+    patient = EthAddressField(required=False, help_text="Patient's address (doctor uploading); default: me.")
 
 
 class ImportIn(serializers.Serializer):
-    patient = serializers.CharField(
-        required=False, help_text="Patient's address (doctor importing); default: me."
-    )
+    patient = EthAddressField(required=False, help_text="Patient's address (doctor importing); default: me.")
     bundle = serializers.JSONField(help_text="A FHIR transaction or collection Bundle.")
 
     def to_internal_value(self, data: Any) -> Any:
@@ -95,8 +94,11 @@ class RecordPage(serializers.Serializer):
     results = RecordOut(many=True)
 
 
-class RecordListQuery(serializers.Serializer):
-    patient = serializers.CharField(required=False, help_text="Only this patient's records (address).")
+class RecordListQuery(QuerySerializer):
+    patient = EthAddressField(required=False, help_text="Only this patient's records (address).")
     category = serializers.ChoiceField(choices=CATEGORIES, required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, help_text="Page size (default 50).")
-    offset = serializers.IntegerField(required=False, min_value=0)
+    # Documents the parameters; StrictLimitOffsetPagination is what reads and checks them.
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, help_text="Page size (default 50)."
+    )
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET)

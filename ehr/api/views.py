@@ -9,15 +9,14 @@ from typing import Any
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from eth_utils import is_address, to_checksum_address
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.identity.users import signed_in_user
 from access.models import Role, User
 from ehr import chart_export, record_selectors, records
 from ehr.api.listing import log_doctor_listing
@@ -31,9 +30,12 @@ from ehr.api.serializers import (
     RecordOut,
     RecordPage,
 )
+from ehr.fhir import ALLOWED_FILE_TYPES
 from ehr.models import FHIR_JSON, Record
 from ehr.record_content import check_size
 from healthhash.errors import DomainError, Forbidden
+from healthhash.pagination import StrictLimitOffsetPagination
+from healthhash.parsers import JSONParser
 
 _ERRORS = {
     400: OpenApiResponse(
@@ -41,10 +43,13 @@ _ERRORS = {
     ),
     403: OpenApiResponse(description="No consent covers it: error is no_consent, expired or revoked"),
     404: OpenApiResponse(description="No such record or patient (or not yours to know of)"),
-    409: OpenApiResponse(description="tampered: stored bytes fail their integrity check"),
+    409: OpenApiResponse(description="tampered: stored bytes are present but fail their integrity check"),
+    410: OpenApiResponse(description="missing: the record's stored bytes are gone from the store"),
     413: OpenApiResponse(description="too_large: over RECORD_MAX_BYTES"),
     415: OpenApiResponse(description="unsupported_media_type: not PDF, PNG, JPEG or DICOM"),
-    503: OpenApiResponse(description="storage_unavailable or key_unavailable"),
+    422: OpenApiResponse(description="not_a_record: valid FHIR that is not a health record (e.g. Patient)"),
+    429: OpenApiResponse(description="quota_exceeded: over RECORDS_PER_DAY records created in 24 hours"),
+    503: OpenApiResponse(description="storage_unavailable (the store cannot be read) or key_unavailable"),
 }
 
 
@@ -53,14 +58,13 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 def _target_patient(actor: User, address: str | None) -> User:
-    """The chart being written: the given patient address (a doctor writing), else the actor's own."""
+    """The chart being written: the given (checksummed) patient address, a doctor writing; else the
+    actor's own."""
     if not address:
         if actor.role != Role.PATIENT:
             raise DomainError("patient (the patient's address) is required", field="patient")
         return actor
-    if not is_address(address):
-        raise DomainError("patient must be an Ethereum address", field="patient")
-    patient = User.objects.filter(eth_address=to_checksum_address(address), role=Role.PATIENT).first()
+    patient = User.objects.filter(eth_address=address, role=Role.PATIENT).first()
     if patient is None:
         raise records.UnknownPatient("no patient with this address", field="patient")
     return patient
@@ -75,17 +79,16 @@ class RecordListCreateView(APIView):
         query = RecordListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         address = query.validated_data.get("patient")
-        if address and not is_address(address):
-            raise DomainError("patient must be an Ethereum address", field="patient")
+        user = signed_in_user(request)
         queryset = record_selectors.filter_records(
-            record_selectors.records_visible_to(request.user),
-            patient_address=to_checksum_address(address) if address else None,
+            record_selectors.records_visible_to(user),
+            patient_address=address,
             category=query.validated_data.get("category"),
         ).select_related("created_by")
-        paginator = LimitOffsetPagination()
+        paginator = StrictLimitOffsetPagination()
         page = paginator.paginate_queryset(queryset, request, view=self) or []
-        if request.user.role == Role.DOCTOR:
-            log_doctor_listing(request.user, page)
+        if user.role == Role.DOCTOR:
+            log_doctor_listing(user, page)
         return paginator.get_paginated_response(RecordOut(page, many=True).data)
 
     @extend_schema(
@@ -93,7 +96,7 @@ class RecordListCreateView(APIView):
             "application/json": FhirRecordIn,
             "multipart/form-data": FileRecordIn,
         },
-        responses={201: RecordOut, **_errors(400, 403, 404, 413, 415, 503)},
+        responses={201: RecordOut, **_errors(400, 403, 404, 413, 415, 422, 429, 503)},
     )
     def post(self, request: Request) -> Response:
         """Add a record: JSON {patient?, resource} with a FHIR resource, or a multipart file upload.
@@ -105,10 +108,9 @@ class RecordListCreateView(APIView):
             return self._upload(request)
         data = FhirRecordIn(data=request.data)
         data.is_valid(raise_exception=True)
-        patient = _target_patient(request.user, data.validated_data.get("patient"))
-        record = records.create_record(
-            actor=request.user, patient=patient, resource=data.validated_data["resource"]
-        )
+        actor = signed_in_user(request)
+        patient = _target_patient(actor, data.validated_data.get("patient"))
+        record = records.create_record(actor=actor, patient=patient, resource=data.validated_data["resource"])
         return Response(RecordOut(record).data, status=status.HTTP_201_CREATED)
 
     def _upload(self, request: Request) -> Response:
@@ -118,9 +120,10 @@ class RecordListCreateView(APIView):
         data = FileRecordIn(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        patient = _target_patient(request.user, fields.get("patient"))
+        actor = signed_in_user(request)
+        patient = _target_patient(actor, fields.get("patient"))
         record = records.create_file_record(
-            actor=request.user,
+            actor=actor,
             patient=patient,
             data=fields["file"].read(),
             declared_type=fields["file"].content_type or "",
@@ -131,13 +134,13 @@ class RecordListCreateView(APIView):
 
 
 class RecordDetailView(APIView):
-    @extend_schema(responses={200: OpenedRecordOut, **_errors(403, 404, 409, 503)})
+    @extend_schema(responses={200: OpenedRecordOut, **_errors(403, 404, 409, 410, 503)})
     def get(self, request: Request, record_id: uuid.UUID) -> Response:
         """Metadata plus the decrypted FHIR content (a DocumentReference with a content link for files).
 
         Opening is logged in the patient's access log, denials too.
         """
-        opened = records.open_record(record_id=record_id, actor=request.user)
+        opened = records.open_record(record_id=record_id, actor=signed_in_user(request))
         decision = opened.decision
         return Response(
             {
@@ -168,11 +171,16 @@ class RecordContentView(APIView):
     renderer_classes = [JSONRenderer, PassthroughRenderer]
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **_errors(403, 404, 409, 503)}
+        responses={
+            # What the response really carries: FHIR JSON for a FHIR record, the file's own type for a file.
+            (200, FHIR_JSON): OpenApiTypes.OBJECT,
+            **{(200, media_type): OpenApiTypes.BINARY for media_type in ALLOWED_FILE_TYPES},
+            **_errors(403, 404, 409, 410, 503),
+        }
     )
     def get(self, request: Request, record_id: uuid.UUID) -> HttpResponse:
         """The record's bytes with their content type: the file, or the FHIR JSON (application/fhir+json)."""
-        opened = records.open_record(record_id=record_id, actor=request.user)
+        opened = records.open_record(record_id=record_id, actor=signed_in_user(request))
         record: Record = opened.record
         if opened.file_bytes is None:
             body = json.dumps(opened.resource, ensure_ascii=False).encode("utf-8")
@@ -189,19 +197,19 @@ class RecordContentView(APIView):
 
 
 class RecordImportView(APIView):
-    @extend_schema(request=ImportIn, responses={201: ImportOut, **_errors(400, 403, 404, 413, 503)})
+    @extend_schema(request=ImportIn, responses={201: ImportOut, **_errors(400, 403, 404, 413, 429, 503)})
     def post(self, request: Request) -> Response:
         """Import a FHIR transaction or collection Bundle: one record per resource, all or nothing.
 
         The body is {patient?, bundle} or the Bundle itself. Non-record resources (Patient,
-        Practitioner, ...) are skipped and listed.
+        Practitioner, ...) and entries without a resource (a transaction's DELETE or GET) are skipped
+        and listed.
         """
         data = ImportIn(data=request.data)
         data.is_valid(raise_exception=True)
-        patient = _target_patient(request.user, data.validated_data.get("patient"))
-        report = records.import_bundle(
-            actor=request.user, patient=patient, bundle=data.validated_data["bundle"]
-        )
+        actor = signed_in_user(request)
+        patient = _target_patient(actor, data.validated_data.get("patient"))
+        report = records.import_bundle(actor=actor, patient=patient, bundle=data.validated_data["bundle"])
         body = {
             "created": len(report.records),
             "records": RecordOut(report.records, many=True).data,
@@ -213,18 +221,26 @@ class RecordImportView(APIView):
 class ChartExportView(APIView):
     @extend_schema(
         responses={
-            200: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="FHIR collection Bundle of the whole chart"
+            (200, FHIR_JSON): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="FHIR collection Bundle of the whole chart; a record whose stored bytes are "
+                "altered or missing appears as an OperationOutcome naming it",
             ),
-            **_errors(403, 409, 503),
+            **_errors(403, 503),
         }
     )
-    def get(self, request: Request) -> Response:
-        """My whole chart as one FHIR Bundle: every record decrypted, plus my consents (FHIR Consent)."""
-        if request.user.role != Role.PATIENT or not request.user.eth_address:
+    def get(self, request: Request) -> HttpResponse:
+        """My whole chart as one FHIR Bundle: every record decrypted, plus my consents (FHIR Consent).
+
+        Served as application/fhir+json; errors keep the JSON error shape (application/json).
+        """
+        patient = signed_in_user(request)
+        if patient.role != Role.PATIENT or not patient.eth_address:
             raise Forbidden("only a patient exports their own chart", code="not_a_patient")
-        bundle = chart_export.export_chart(patient=request.user)
-        response = Response(bundle)
+        bundle = chart_export.export_chart(patient=patient)
+        body = json.dumps(bundle, ensure_ascii=False).encode("utf-8")
+        response = HttpResponse(body, content_type=FHIR_JSON)
         response["Content-Disposition"] = 'attachment; filename="chart.fhir.json"'
+        response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = "no-store"
         return response

@@ -260,24 +260,30 @@ def decode_node(block: Buffer) -> tuple[memoryview | None, list[Cid], int | None
     unixfs: memoryview | None = None
     for number, value in _fields(block):
         if number == 2 and isinstance(value, memoryview):
-            links.append(next(_cid_from_binary(v) for n, v in _fields(value) if n == 1))
+            hashes = (v for n, v in _fields(value) if n == 1 and isinstance(v, memoryview))
+            links.append(_cid_from_binary(next(hashes)))
         elif number == 1 and isinstance(value, memoryview):
             unixfs = value
     if unixfs is None:
         raise ValueError("dag-pb node has no UnixFS data")
-    kind, data, filesize, blocksizes = None, None, None, []
+    kind: int | None = None
+    data: memoryview | None = None
+    filesize: int | None = None
+    blocksizes: list[int] = []
     for number, value in _fields(unixfs):
-        if number == 1:
+        if number == 1 and isinstance(value, int):
             kind = value
         elif number == 2 and isinstance(value, memoryview):
             data = value
-        elif number == 3:
+        elif number == 3 and isinstance(value, int):
             filesize = value
         elif number == 4:
-            blocksizes.append(int(value))  # type: ignore[arg-type]  # packed form is not written by Kubo
+            if not isinstance(value, int):  # the packed form; Kubo writes one varint per block
+                raise ValueError("packed UnixFS blocksizes are not supported")
+            blocksizes.append(value)
     if kind not in (_UNIXFS_RAW, _UNIXFS_FILE):
         raise ValueError(f"UnixFS node type {kind} is not a file")
-    return data, links, filesize, blocksizes  # type: ignore[return-value]
+    return data, links, filesize, blocksizes
 
 
 def read_file(root: Cid, load_block: Callable[[Cid], Buffer]) -> bytes:

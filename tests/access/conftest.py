@@ -32,19 +32,19 @@ def csrf_api() -> APIClient:
 
 @pytest.fixture
 def patient(db: None) -> User:
-    return PatientFactory()
+    return PatientFactory.create()
 
 
 @pytest.fixture
 def other_patient(db: None) -> User:
-    return PatientFactory()
+    return PatientFactory.create()
 
 
 @pytest.fixture
 def hospital(db: None) -> Hospital:
-    return HospitalFactory()
+    return HospitalFactory.create()
 
 
 @pytest.fixture
 def doctor(hospital: Hospital) -> User:
-    return DoctorFactory(hospital=hospital).user
+    return DoctorFactory.create(hospital=hospital).user

@@ -4,6 +4,7 @@ never wider) or declines; only the two parties can see a request."""
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 import pytest
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django.utils import timezone
 from access.consent import services as consent_services
 from access.consent.selectors import is_allowed
 from access.identity.keys import unlock_managed_key
+from access.identity.users import address_of
 from access.models import AccessRequest, ConsentStatus, Doctor, Purpose
 from contracts.drain import drain_outbox
 from tests.conftest import PASSWORD, Personas
@@ -74,15 +76,17 @@ def test_patient_approves_a_narrower_scope_and_shorter_expiry_with_managed_key(p
     assert body["consent"]["scope"] == "category:laboratory" and body["consent"]["status"] == "pending"
     drain_outbox()
     request = AccessRequest.objects.select_related("consent").get(pk=request_id)
+    assert request.consent is not None and request.consent.expires_at is not None
     assert request.consent.status == ConsentStatus.ACTIVE
     assert abs(request.consent.expires_at - until) < dt.timedelta(seconds=1)
-    check = dict(
-        patient_address=personas.alice.eth_address,
-        grantee_address=personas.bob.eth_address,
+    check = partial(
+        is_allowed,
+        patient_address=address_of(personas.alice),
+        grantee_address=address_of(personas.bob),
         purpose=Purpose.TREATMENT,
     )
-    assert is_allowed(**check, category="laboratory").allowed
-    assert not is_allowed(**check, category="imaging").allowed
+    assert check(category="laboratory").allowed
+    assert not check(category="imaging").allowed
 
 
 def test_wider_scope_or_later_expiry_is_refused(personas: Personas) -> None:
@@ -127,7 +131,7 @@ def test_wallet_signature_over_wider_terms_is_refused(personas: Personas) -> Non
     request_id = _ask(personas, scope="category:laboratory").json()["id"]
     payload = consent_services.prepare_grant(
         patient=personas.alice,
-        grantee=personas.bob.eth_address,
+        grantee=address_of(personas.bob),
         scope="chart",
         purpose="TREATMENT",
         expires_at=None,

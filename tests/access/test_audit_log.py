@@ -9,26 +9,41 @@ import io
 import json
 
 import pytest
+from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 
 from access.audit.log import GENESIS_HASH, AccessEvent, BadAccessEvent, record_access, record_accesses
-from access.models import AccessLogEntry, AuditChainHead
+from access.identity.users import address_of
+from access.models import (
+    AccessAction,
+    AccessLogEntry,
+    AccessOutcome,
+    AccessPurpose,
+    AuditChainHead,
+    LegalBasis,
+    User,
+)
 from tests.conftest import Personas
 
 RECORD = "4f1c2b3a-1111-4222-8333-444455556666"
 
 
 def _open(
-    personas: Personas, patient, *, outcome: str = "allowed", basis: str = "consent:abc@7"
+    personas: Personas,
+    patient: User,
+    *,
+    outcome: AccessOutcome = AccessOutcome.ALLOWED,
+    basis: str = "consent:abc@7",
 ) -> AccessEvent:
+    allowed = outcome == AccessOutcome.ALLOWED
     return AccessEvent(
-        patient_address=patient.eth_address,
+        patient_address=address_of(patient),
         actor=personas.bob,
-        actor_address=personas.bob.eth_address,
-        action="open" if outcome == "allowed" else "deny",
-        purpose="TREATMENT",
+        actor_address=address_of(personas.bob),
+        action=AccessAction.OPEN if allowed else AccessAction.DENY,
+        purpose=AccessPurpose.TREATMENT,
         outcome=outcome,
-        legal_basis=basis if outcome == "allowed" else "none",
+        legal_basis=LegalBasis(basis) if allowed else LegalBasis.none(),
         record_id=RECORD,
         reason="" if outcome == "allowed" else "no_consent",
     )
@@ -38,7 +53,7 @@ def _open(
 def alice_log(personas: Personas) -> list[AccessLogEntry]:
     return [
         record_access(_open(personas, personas.alice)),
-        record_access(_open(personas, personas.alice, outcome="denied")),
+        record_access(_open(personas, personas.alice, outcome=AccessOutcome.DENIED)),
         record_access(_open(personas, personas.alice)),
     ]
 
@@ -78,13 +93,13 @@ def test_patients_have_separate_chains(personas: Personas, alice_log: list[Acces
 
 def test_unknown_action_is_refused_and_nothing_is_written(personas: Personas) -> None:
     bad = AccessEvent(
-        patient_address=personas.alice.eth_address,
+        patient_address=address_of(personas.alice),
         actor=None,
         actor_address="",
-        action="peek",
-        purpose="TREATMENT",
-        outcome="allowed",
-        legal_basis="none",
+        action="peek",  # type: ignore[arg-type]  # deliberately not an AccessAction
+        purpose=AccessPurpose.TREATMENT,
+        outcome=AccessOutcome.ALLOWED,
+        legal_basis=LegalBasis.none(),
     )
     with pytest.raises(BadAccessEvent):
         record_accesses([_open(personas, personas.alice), bad])
@@ -141,8 +156,11 @@ def test_fhir_export_is_a_valid_bundle_of_audit_events(
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/fhir+json")
     bundle = Bundle.model_validate(response.json())
-    events = [entry.resource for entry in bundle.entry]
-    assert [event.__resource_type__ for event in events] == ["AuditEvent"] * 3
+    events = [entry.resource for entry in bundle.entry or []]
+    assert [getattr(event, "__resource_type__", None) for event in events] == ["AuditEvent"] * 3
     denied = events[1]
+    assert isinstance(denied, AuditEvent)
     assert denied.outcome == "4"
-    assert denied.agent[0].who.identifier.value == personas.bob.eth_address
+    who = denied.agent[0].who
+    assert who is not None and who.identifier is not None
+    assert who.identifier.value == personas.bob.eth_address

@@ -1,4 +1,5 @@
-"""Password login, logout, CSRF for a single-page app, API tokens and /api/me."""
+"""Password login, logout, CSRF for a single-page app, API tokens (expiring, minted with the password or
+a fresh sign-in, revoked by logging out with them) and /api/me."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from pytest_django.fixtures import Settings as SettingsWrapper
 from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
@@ -17,7 +19,7 @@ from tests.factories import PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def assert_error(response, status: int, code: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+def assert_error(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error", "detail", "field"}
@@ -114,9 +116,11 @@ def test_unauthenticated_requests_get_401_in_the_error_shape(api: APIClient) -> 
 def test_me_shows_a_doctors_hospital(api: APIClient, doctor: User) -> None:
     api.force_authenticate(doctor)
     me = api.get("/api/me").json()
+    hospital = doctor.hospital
+    assert hospital is not None
     assert me["role"] == "doctor"
-    assert me["hospital"]["slug"] == doctor.hospital.slug
-    assert me["hospital"]["account_address"] == doctor.hospital.account_address
+    assert me["hospital"]["slug"] == hospital.slug
+    assert me["hospital"]["account_address"] == hospital.account_address
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def test_me_shows_a_doctors_hospital(api: APIClient, doctor: User) -> None:
 
 def test_token_is_shown_once_and_only_its_hash_is_stored(api: APIClient, patient: User) -> None:
     api.force_authenticate(patient)
-    created = api.post("/api/auth/tokens", {"name": "laptop"}, format="json").json()
+    created = api.post("/api/auth/tokens", {"name": "laptop", "password": PASSWORD}, format="json").json()
     plaintext = created["token"]
     row = ApiToken.objects.get(pk=created["id"])
     assert row.token_hash == hashlib.sha256(plaintext.encode()).hexdigest()
@@ -145,9 +149,11 @@ def test_token_authenticates_without_csrf_and_records_last_use(patient: User) ->
     assert ApiToken.objects.get(pk=token.pk).last_used_at == first_use  # within the minute: no write
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
     api.get("/api/me")
-    assert ApiToken.objects.get(pk=token.pk).last_used_at > first_use
+    last_use = ApiToken.objects.get(pk=token.pk).last_used_at
+    assert last_use is not None and last_use > first_use
     assert (
-        api.post("/api/auth/tokens", {"name": "another"}, format="json").status_code == 201
+        api.post("/api/auth/tokens", {"name": "another", "password": PASSWORD}, format="json").status_code
+        == 201
     )  # no CSRF for tokens
 
 
@@ -173,7 +179,7 @@ def test_another_users_token_id_is_404_and_stays_live(
 
 
 def test_token_of_a_deactivated_user_is_refused(db: None) -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     _, plaintext = identity_services.create_api_token(user=user, name="ci")
     User.objects.filter(pk=user.pk).update(is_active=False)
     assert_error(token_client(plaintext).get("/api/me"), 401, "authentication_failed")
@@ -209,3 +215,131 @@ def test_password_guessing_is_throttled(
     ]
     assert [r.status_code for r in guesses] == [401, 401, 401, 429]
     assert guesses[3].json()["error"] == "throttled"
+
+
+# --- token lifetime, minting, logout ------------------------------------------------------------
+
+
+def sign_in(api: APIClient, user: User) -> None:
+    response = api.post("/api/auth/login", {"username": user.username, "password": PASSWORD}, format="json")
+    assert response.status_code == 200, response.content
+
+
+def test_a_token_expires_after_the_configured_days(patient: User, settings: SettingsWrapper) -> None:
+    settings.API_TOKEN_TTL_DAYS = 30
+    token, plaintext = identity_services.create_api_token(user=patient, name="ci")
+    assert abs(token.expires_at - (timezone.now() + timedelta(days=30))) < timedelta(minutes=1)
+    api = token_client(plaintext)
+    assert api.get("/api/me").status_code == 200
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    body = assert_error(api.get("/api/me"), 401, "authentication_failed")
+    assert "expired" in body["detail"]
+
+
+def test_a_shorter_lifetime_may_be_asked_but_not_a_longer_one(
+    api: APIClient, patient: User, settings: SettingsWrapper
+) -> None:
+    settings.API_TOKEN_TTL_DAYS = 30
+    api.force_authenticate(patient)
+    short = api.post(
+        "/api/auth/tokens", {"name": "short", "password": PASSWORD, "expires_in_days": 2}, format="json"
+    )
+    assert short.status_code == 201, short.content
+    expires_at = ApiToken.objects.get(pk=short.json()["id"]).expires_at
+    assert abs(expires_at - (timezone.now() + timedelta(days=2))) < timedelta(minutes=1)
+    too_long = api.post(
+        "/api/auth/tokens", {"name": "long", "password": PASSWORD, "expires_in_days": 31}, format="json"
+    )
+    assert assert_error(too_long, 400)["field"] == "expires_in_days"
+
+
+def test_a_token_cannot_mint_a_token_without_the_password(patient: User) -> None:
+    _, plaintext = identity_services.create_api_token(user=patient, name="stolen")
+    api = token_client(plaintext)
+    body = assert_error(
+        api.post("/api/auth/tokens", {"name": "successor"}, format="json"), 403, "password_required"
+    )
+    assert body["field"] == "password"
+    assert_error(
+        api.post("/api/auth/tokens", {"name": "successor", "password": "guess"}, format="json"),
+        403,
+        "bad_password",
+    )
+    assert ApiToken.objects.filter(user=patient).count() == 1
+
+
+def test_a_fresh_sign_in_mints_without_the_password_and_a_stale_one_does_not(
+    api: APIClient, patient: User
+) -> None:
+    from access.identity.api.auth_views import SIGNED_IN_AT
+
+    sign_in(api, patient)
+    assert api.post("/api/auth/tokens", {"name": "fresh"}, format="json").status_code == 201
+    session = api.session
+    session[SIGNED_IN_AT] = session[SIGNED_IN_AT] - 3600
+    session.save()
+    assert_error(api.post("/api/auth/tokens", {"name": "stale"}, format="json"), 403, "password_required")
+    assert (
+        api.post("/api/auth/tokens", {"name": "stale", "password": PASSWORD}, format="json").status_code
+        == 201
+    )
+
+
+def test_wrong_passwords_when_minting_lock_it_until_a_password_sign_in(
+    api: APIClient, patient: User, settings: SettingsWrapper
+) -> None:
+    settings.PASSWORD_CONFIRM_MAX_FAILURES = 3
+    _, plaintext = identity_services.create_api_token(user=patient, name="stolen")
+    thief = token_client(plaintext)
+    codes = [
+        thief.post("/api/auth/tokens", {"name": "x", "password": f"guess-{i}"}, format="json").status_code
+        for i in range(6)
+    ]
+    assert codes == [403, 403, 423, 423, 423, 423]
+    body = assert_error(
+        thief.post("/api/auth/tokens", {"name": "x", "password": PASSWORD}, format="json"), 423, "key_locked"
+    )
+    assert "Signing in again" in body["detail"]
+    sign_in(api, patient)  # the owner proves the password: the lock lifts at once
+    assert (
+        thief.post("/api/auth/tokens", {"name": "x", "password": PASSWORD}, format="json").status_code == 201
+    )
+
+
+def test_logout_with_a_token_revokes_that_token_only(patient: User) -> None:
+    _, kept_plaintext = identity_services.create_api_token(user=patient, name="kept")
+    gone, gone_plaintext = identity_services.create_api_token(user=patient, name="gone")
+    api = token_client(gone_plaintext)
+    assert api.post("/api/auth/logout").status_code == 204  # no CSRF token needed with a token
+    assert_error(api.get("/api/me"), 401, "authentication_failed")
+    assert ApiToken.objects.get(pk=gone.pk).revoked_at is not None
+    assert token_client(kept_plaintext).get("/api/me").status_code == 200
+
+
+def test_logging_out_of_a_session_leaves_the_users_tokens_alive(api: APIClient, patient: User) -> None:
+    _, plaintext = identity_services.create_api_token(user=patient, name="script")
+    sign_in(api, patient)
+    assert api.post("/api/auth/logout").status_code == 204
+    assert_error(api.get("/api/me"), 401)
+    assert token_client(plaintext).get("/api/me").status_code == 200
+
+
+def test_logout_with_a_revoked_token_is_401(patient: User) -> None:
+    token, plaintext = identity_services.create_api_token(user=patient, name="ci")
+    identity_services.revoke_api_token(user=patient, token_id=token.pk)
+    assert_error(token_client(plaintext).post("/api/auth/logout"), 401, "authentication_failed")
+
+
+def test_the_list_shows_live_tokens_with_prefix_and_dates_but_no_secret(
+    api: APIClient, patient: User
+) -> None:
+    live, plaintext = identity_services.create_api_token(user=patient, name="live")
+    expired, _ = identity_services.create_api_token(user=patient, name="expired")
+    revoked, _ = identity_services.create_api_token(user=patient, name="revoked")
+    ApiToken.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    identity_services.revoke_api_token(user=patient, token_id=revoked.pk)
+    api.force_authenticate(patient)
+    listed = api.get("/api/auth/tokens").json()
+    assert [t["id"] for t in listed] == [live.id]
+    assert set(listed[0]) == {"id", "name", "key_prefix", "created_at", "expires_at", "last_used_at"}
+    assert plaintext.startswith(listed[0]["key_prefix"]) and plaintext not in str(listed)

@@ -7,17 +7,18 @@ import datetime as dt
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from rest_framework.test import APIClient
 
 from access.models import Consent, Doctor
 from contracts.drain import drain_outbox
 from contracts.models import OutboxItem
-from tests.conftest import PASSWORD, Personas
+from tests.conftest import PASSWORD, Personas, address_of
 from tests.ethers_wallet import ethers_sign
 
 pytestmark = pytest.mark.django_db
 
 
-def grant_with_password(p: Personas, patient, to, **terms):  # type: ignore[no-untyped-def]
+def grant_with_password(p: Personas, patient, to, **terms):
     body = {
         "grantee": to.eth_address,
         "scope": "chart",
@@ -28,7 +29,7 @@ def grant_with_password(p: Personas, patient, to, **terms):  # type: ignore[no-u
     return p.client_for(patient).post("/api/consents", body, format="json")
 
 
-def typed_data_for(p: Personas, patient, **terms):  # type: ignore[no-untyped-def]
+def typed_data_for(p: Personas, patient, **terms):
     body = {
         "action": "grant",
         "grantee": p.bob.eth_address,
@@ -53,7 +54,7 @@ def alice_key(p: Personas) -> bytes:
     return unlock_managed_key(user=p.alice, password=PASSWORD).key
 
 
-def check(p: Personas, user, patient, grantee, **query):  # type: ignore[no-untyped-def]
+def check(p: Personas, user, patient, grantee, **query):
     params = {"patient": patient.eth_address, "grantee": grantee.eth_address, "purpose": "TREATMENT", **query}
     return p.client_for(user).get("/api/consents/check", params)
 
@@ -165,7 +166,7 @@ def test_listing_filters_by_status_grantee_and_purpose(personas: Personas) -> No
     drain_outbox()
     mine = p.client_for(p.alice)
     assert mine.get("/api/consents").json()["count"] == 2
-    assert mine.get("/api/consents", {"grantee": p.carol.eth_address}).json()["count"] == 1
+    assert mine.get("/api/consents", {"grantee": address_of(p.carol)}).json()["count"] == 1
     assert mine.get("/api/consents", {"purpose": "TRAINING"}).json()["count"] == 1
     assert mine.get("/api/consents", {"status": "revoked"}).json()["count"] == 0
     assert mine.get("/api/consents", {"status": "bogus"}).status_code == 400
@@ -227,7 +228,7 @@ def test_wrong_password_is_refused(personas: Personas) -> None:
     assert nothing_written()
 
 
-def submit(p: Personas, payload: dict, signature: str):  # type: ignore[no-untyped-def]
+def submit(p: Personas, payload: dict, signature: str):
     return p.client_for(p.alice).post(
         "/api/consents", {"typed_data": payload, "signature": signature}, format="json"
     )
@@ -302,7 +303,7 @@ def test_second_change_while_first_is_pending_is_a_conflict(personas: Personas) 
     assert again.status_code == 409 and again.json()["error"] == "change_pending"
 
 
-def test_unauthenticated_requests_get_the_error_shape(api) -> None:  # type: ignore[no-untyped-def]
+def test_unauthenticated_requests_get_the_error_shape(api: APIClient) -> None:
     response = api.get("/api/consents")
     assert response.status_code in (401, 403)
     assert set(response.json()) == {"error", "detail", "field"}
@@ -368,7 +369,7 @@ def test_payload_signed_by_ethers_like_a_browser_wallet_is_accepted(personas: Pe
 
 def test_grant_is_queued_while_the_node_is_down_and_mined_once_it_is_back(
     personas: Personas, settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from contracts import client, relayer
     from contracts.node import free_port
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from eth_typing import HexStr
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from access.models import Consent
 from contracts import indexer
@@ -33,16 +35,17 @@ def deployed_contracts() -> Iterator[DeployedContracts]:
 def test_grant_dropped_by_a_reorg_stops_counting_and_is_mined_again(personas: Personas) -> None:
     p = personas
     w3 = p.chain.w3
-    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]
+    snapshot = w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
     grant_with_password(p, p.alice, p.bob)
     drain_outbox()
     consent = Consent.objects.get()
     first_block = consent.granted_block
+    assert first_block is not None
     assert check(p, p.bob, p.alice, p.bob).json()["allowed"] is True
 
     # The branch that carried the grant is replaced by a longer one without it.
-    w3.provider.make_request("evm_revert", [snapshot])
-    w3.provider.make_request("anvil_mine", ["0x3"])
+    w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])
+    w3.provider.make_request(RPCEndpoint("anvil_mine"), ["0x3"])
     report = indexer.sync_chain()
     assert report.reorg_fork is not None and report.reorg_fork <= first_block
     consent.refresh_from_db()
@@ -55,4 +58,4 @@ def test_grant_dropped_by_a_reorg_stops_counting_and_is_mined_again(personas: Pe
     assert consent.status == "active"
     assert check(p, p.bob, p.alice, p.bob).json()["allowed"] is True
     assert ChainTx.objects.count() == 1  # the same signed bytes, not a second transaction
-    assert w3.eth.get_transaction_receipt(ChainTx.objects.get().tx_hash)["status"] == 1
+    assert w3.eth.get_transaction_receipt(HexStr(ChainTx.objects.get().tx_hash))["status"] == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -14,8 +16,11 @@ from tests.factories import (
     ConsortiumAdminFactory,
     DoctorFactory,
     HospitalFactory,
-    UserFactory,
+    new_address,
 )
+
+if TYPE_CHECKING:  # the stubs' name for what the test client returns; no runtime class of that name
+    from rest_framework.response import _MonkeyPatchedResponse as TestResponse
 
 pytestmark = pytest.mark.django_db
 
@@ -26,13 +31,13 @@ def as_user(user: User) -> APIClient:
     return api
 
 
-def results(response) -> list[dict]:  # type: ignore[no-untyped-def]
+def results(response: TestResponse) -> list[dict]:
     assert response.status_code == 200, response.content
     return response.json()["results"]
 
 
 def test_patient_sees_active_hospitals_only(patient: User, hospital: Hospital) -> None:
-    HospitalFactory(slug="not-yet-on-chain", active=False)
+    HospitalFactory.create(slug="not-yet-on-chain", active=False)
     listed = results(as_user(patient).get("/api/hospitals"))
     assert [h["slug"] for h in listed] == [hospital.slug]
     assert listed[0] == {
@@ -45,21 +50,21 @@ def test_patient_sees_active_hospitals_only(patient: User, hospital: Hospital) -
 
 
 def test_hospital_admin_also_sees_own_pending_hospital(db: None) -> None:
-    pending = HospitalFactory(active=False)
-    HospitalFactory(active=False)
+    pending = HospitalFactory.create(active=False)
+    HospitalFactory.create(active=False)
     slugs = {h["slug"] for h in results(as_user(pending.admin).get("/api/hospitals"))}
     assert slugs == {pending.slug}
 
 
 def test_consortium_admin_sees_every_hospital(db: None) -> None:
-    HospitalFactory(active=False)
-    HospitalFactory()
-    assert len(results(as_user(ConsortiumAdminFactory()).get("/api/hospitals"))) == 2
+    HospitalFactory.create(active=False)
+    HospitalFactory.create()
+    assert len(results(as_user(ConsortiumAdminFactory.create()).get("/api/hospitals"))) == 2
 
 
 def test_patient_lists_active_doctors_with_their_hospital(patient: User, doctor: User) -> None:
-    DoctorFactory(hospital=doctor.hospital, active=False)
-    DoctorFactory(hospital=HospitalFactory(active=False))  # active doctor, inactive hospital
+    DoctorFactory.create(hospital=doctor.hospital, active=False)
+    DoctorFactory.create(hospital=HospitalFactory.create(active=False))  # active doctor, inactive hospital
     listed = results(as_user(patient).get("/api/doctors"))
     assert len(listed) == 1
     entry = listed[0]
@@ -67,15 +72,17 @@ def test_patient_lists_active_doctors_with_their_hospital(patient: User, doctor:
     assert entry["name"] == doctor.display_name
     assert entry["user_id"] == doctor.id
     assert entry["active"] is True
+    hospital = doctor.hospital
+    assert hospital is not None
     assert entry["hospital"] == {
-        "slug": doctor.hospital.slug,
-        "name": doctor.hospital.name,
-        "hospital_id": doctor.hospital.hospital_id,
+        "slug": hospital.slug,
+        "name": hospital.name,
+        "hospital_id": hospital.hospital_id,
     }
 
 
 def test_doctors_filter_by_hospital_slug(patient: User, doctor: User) -> None:
-    other = DoctorFactory()
+    other = DoctorFactory.create()
     api = as_user(patient)
     assert [d["id"] for d in results(api.get("/api/doctors", {"hospital": other.hospital.slug}))] == [
         other.id
@@ -91,16 +98,17 @@ def test_doctor_filter_with_bad_slug_is_400(patient: User) -> None:
 
 
 def test_hospital_admin_sees_own_pending_doctors(hospital: Hospital) -> None:
-    pending = DoctorFactory(hospital=hospital, active=False)
-    DoctorFactory(active=False)
+    pending = DoctorFactory.create(hospital=hospital, active=False)
+    DoctorFactory.create(active=False)
     ids = {d["id"] for d in results(as_user(hospital.admin).get("/api/doctors"))}
     assert ids == {pending.id}
 
 
 def test_user_by_address_ignores_case_and_rejects_garbage(patient: User) -> None:
+    assert patient.eth_address is not None
     assert user_by_address(patient.eth_address.lower()) == patient
     assert user_by_address("0x1234") is None
-    assert user_by_address(UserFactory.build().eth_address) is None
+    assert user_by_address(new_address()) is None  # a valid address nobody has
 
 
 def test_register_doctor_with_hospital_makes_an_inactive_doctor(hospital: Hospital) -> None:

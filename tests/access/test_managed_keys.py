@@ -1,21 +1,28 @@
-"""Managed keys: sealed at rest, opened only with the owner's password, never written to logs."""
+"""Managed keys: sealed at rest, opened only with the owner's password (throttled per user, locked after
+repeated wrong passwords), never written to logs."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from pytest_django.fixtures import Settings as SettingsWrapper
 
+from access.identity import password_guard
 from access.identity import services as identity_services
 from access.identity.keys import (
     BadPassword,
+    KeyLocked,
     ManagedKeyBroken,
+    PasswordConfirmThrottled,
     create_managed_key,
     unlock_hospital_key,
     unlock_managed_key,
 )
+from access.identity.users import address_of
 from access.models import KeyKind, ManagedKey, Role, User
 from healthhash.errors import Forbidden
 from tests.factories import PASSWORD, HospitalAdminFactory, UserFactory
@@ -24,7 +31,7 @@ pytestmark = pytest.mark.django_db
 
 
 def keyless_user() -> User:
-    return UserFactory(eth_address=None, key_kind="")
+    return UserFactory.create(eth_address=None, key_kind="")
 
 
 def test_new_managed_key_gives_the_user_its_address() -> None:
@@ -85,7 +92,7 @@ def test_key_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(BadPassword):
         unlock_managed_key(user=user, password="wrong")
     logged = caplog.text + "".join(repr(record.args) for record in caplog.records)
-    assert user.eth_address in caplog.text  # the creation was logged, by address
+    assert address_of(user) in caplog.text  # the creation was logged, by address
     assert account.key.hex() not in logged.lower()
     assert account.key.hex() not in repr(ManagedKey.objects.get(user=user))
     assert account.key.hex() not in repr(account)
@@ -98,7 +105,7 @@ def test_register_user_creates_a_managed_key_by_default() -> None:
 
 
 def test_hospital_account_key_opens_for_its_admin_only() -> None:
-    admin, stranger = HospitalAdminFactory(), HospitalAdminFactory()
+    admin, stranger = HospitalAdminFactory.create(), HospitalAdminFactory.create()
     hospital = identity_services.create_hospital(slug="st-mary", name="St Mary", admin=admin)
     assert hospital.hospital_id == identity_services.hospital_id_for("st-mary")
     assert not hospital.active  # active only once the Directory event is indexed
@@ -108,3 +115,87 @@ def test_hospital_account_key_opens_for_its_admin_only() -> None:
         unlock_hospital_key(hospital=hospital, user=stranger, password=PASSWORD)
     with pytest.raises(BadPassword):
         unlock_hospital_key(hospital=hospital, user=admin, password="wrong")
+
+
+# --- password re-confirmation: throttled per user, locked after repeated wrong passwords ------
+
+
+def test_repeated_wrong_passwords_lock_the_key_even_against_the_right_one(settings: SettingsWrapper) -> None:
+    settings.PASSWORD_CONFIRM_MAX_FAILURES = 5
+    user = keyless_user()
+    create_managed_key(user=user)
+    for _ in range(4):
+        with pytest.raises(BadPassword):
+            unlock_managed_key(user=user, password="guess")
+    with pytest.raises(KeyLocked) as locked_now:
+        unlock_managed_key(user=user, password="guess")
+    with pytest.raises(KeyLocked) as still_locked:
+        unlock_managed_key(user=user, password=PASSWORD)
+    for caught in (locked_now.value, still_locked.value):
+        assert (caught.status_code, caught.code, caught.field) == (423, "key_locked", "password")
+        assert "15 minutes" in caught.detail and "Signing in again" in caught.detail
+    assert locked_now.value.detail.startswith("Wrong password.")
+
+
+def test_the_lock_lifts_by_itself_when_its_time_is_up(settings: SettingsWrapper) -> None:
+    settings.PASSWORD_CONFIRM_MAX_FAILURES = 2
+    settings.PASSWORD_CONFIRM_LOCKOUT_S = 1
+    user = keyless_user()
+    create_managed_key(user=user)
+    with pytest.raises(BadPassword):
+        unlock_managed_key(user=user, password="guess")
+    with pytest.raises(KeyLocked):
+        unlock_managed_key(user=user, password="guess")
+    time.sleep(1.1)
+    assert unlock_managed_key(user=user, password=PASSWORD).address == user.eth_address
+
+
+def test_a_right_password_resets_the_count_of_wrong_ones(settings: SettingsWrapper) -> None:
+    settings.PASSWORD_CONFIRM_MAX_FAILURES = 3
+    user = keyless_user()
+    create_managed_key(user=user)
+    for _ in range(3):
+        for _ in range(2):
+            with pytest.raises(BadPassword):
+                unlock_managed_key(user=user, password="typo")
+        unlock_managed_key(user=user, password=PASSWORD)
+
+
+def test_the_lock_is_per_user_and_covers_the_hospital_key_its_admin_unlocks(
+    settings: SettingsWrapper,
+) -> None:
+    settings.PASSWORD_CONFIRM_MAX_FAILURES = 2
+    admin, bystander = HospitalAdminFactory.create(), keyless_user()
+    create_managed_key(user=bystander)
+    hospital = identity_services.create_hospital(slug="st-luke", name="St Luke", admin=admin)
+    with pytest.raises(BadPassword):
+        unlock_hospital_key(hospital=hospital, user=admin, password="guess")
+    with pytest.raises(KeyLocked):
+        unlock_hospital_key(hospital=hospital, user=admin, password="guess")
+    with pytest.raises(KeyLocked):
+        unlock_hospital_key(hospital=hospital, user=admin, password=PASSWORD)
+    assert unlock_managed_key(user=bystander, password=PASSWORD).address == bystander.eth_address
+
+
+def test_confirmations_are_throttled_per_user_right_or_wrong(settings: SettingsWrapper) -> None:
+    settings.PASSWORD_CONFIRM_RATE = "3/minute"
+    user, other = keyless_user(), keyless_user()
+    create_managed_key(user=user)
+    create_managed_key(user=other)
+    for _ in range(3):
+        unlock_managed_key(user=user, password=PASSWORD)
+    with pytest.raises(PasswordConfirmThrottled) as caught:
+        unlock_managed_key(user=user, password=PASSWORD)
+    assert (caught.value.status_code, caught.value.code) == (429, "throttled")
+    assert 0 < caught.value.retry_after_s <= 60
+    unlock_managed_key(user=other, password=PASSWORD)  # another user's budget is untouched
+
+
+def test_clear_lock_unlocks_at_once(settings: SettingsWrapper) -> None:
+    settings.PASSWORD_CONFIRM_MAX_FAILURES = 1
+    user = keyless_user()
+    create_managed_key(user=user)
+    with pytest.raises(KeyLocked):
+        unlock_managed_key(user=user, password="guess")
+    password_guard.clear_lock(user=user)
+    assert unlock_managed_key(user=user, password=PASSWORD).address == user.eth_address

@@ -60,11 +60,11 @@ def fresh_nonce(api: APIClient) -> str:
     return response.json()["nonce"]
 
 
-def verify(api: APIClient, text: str, signature: str):  # type: ignore[no-untyped-def]
+def verify(api: APIClient, text: str, signature: str):
     return api.post(VERIFY_URL, {"message": text, "signature": signature}, format="json")
 
 
-def assert_error(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def assert_error(response, status: int, code: str) -> None:
     assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error", "detail", "field"}

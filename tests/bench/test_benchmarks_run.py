@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -19,6 +20,7 @@ EXPECTED = {
         "gas_grant_batched_per_item",
         "gas_revoke_batched_per_item",
         "relayed_grants_per_s",
+        "chain_limit_grants_per_s",
         "check_p50_ms",
         "check_p99_ms",
         "eth_call_p50_ms",
@@ -33,13 +35,15 @@ EXPECTED = {
         "open_record_p50_ms",
         "open_record_p99_ms",
         "import_records_per_s",
+        "record_anchor_gas_per_record_100",
+        "record_anchor_gas_per_record_1000",
         "audit_verify_entries_per_s",
     },
 }
 
 
 @pytest.mark.parametrize("command", sorted(EXPECTED))
-def test_benchmark_reports_every_figure_as_its_last_json_line(command: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_benchmark_reports_every_figure_as_its_last_json_line(command: str, tmp_path: Path) -> None:
     env = os.environ | {"HEALTHHASH_VAR_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}
     done = subprocess.run(
         [sys.executable, "manage.py", command, "--quick"],

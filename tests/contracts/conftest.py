@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from pytest_django.fixtures import Settings as SettingsWrapper
 from web3 import Web3
 from web3.contract import Contract
 
@@ -53,7 +54,7 @@ def isolated_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(indexer, "_rewinds", [])
 
 
-def use_node(settings, rpc_url: str) -> LocalAccount:  # type: ignore[no-untyped-def]
+def use_node(settings: SettingsWrapper, rpc_url: str) -> LocalAccount:
     """Point the app at `rpc_url` with a fresh, funded relayer key (its nonces are this test's alone)."""
     settings.ETH_RPC_URL = rpc_url
     settings.CHAIN_CONFIRMATIONS = 0
@@ -63,7 +64,7 @@ def use_node(settings, rpc_url: str) -> LocalAccount:  # type: ignore[no-untyped
     return client.relayer_account()
 
 
-def build_world(node: AnvilNode, settings) -> World:  # type: ignore[no-untyped-def]
+def build_world(node: AnvilNode, settings: SettingsWrapper) -> World:
     relayer = use_node(settings, node.rpc_url)
     keys = [Account.from_key(k) for k in anvil_private_keys(6)]
     consortium_admin, hospital_admin, hospital_account, doctors = keys[1], keys[2], keys[3], keys[4:6]
@@ -96,6 +97,6 @@ def build_world(node: AnvilNode, settings) -> World:  # type: ignore[no-untyped-
 
 
 @pytest.fixture
-def world(anvil: AnvilNode, settings) -> Iterator[World]:  # type: ignore[no-untyped-def]
+def world(anvil: AnvilNode, settings: SettingsWrapper) -> Iterator[World]:
     yield build_world(anvil, settings)
     client.reset_caches()

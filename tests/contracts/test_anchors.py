@@ -1,14 +1,14 @@
-"""Anchors on real anvil: write-once record digests, idempotent re-sends, audit roots, the writer role."""
+"""Anchors on real anvil: write-once record and audit roots, idempotent re-sends, multicall, the writer."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
-from eth_account import Account
 from web3.logs import DISCARD
+from web3.types import TxReceipt
 
-from tests.contracts.consent_signing import reverts_with, selector
+from tests.contracts.consent_signing import reverts_with
 from tests.fixtures.chain import DeployedContracts, transact
 
 
@@ -17,53 +17,47 @@ def chain(deployed_contracts: DeployedContracts) -> DeployedContracts:
     return deployed_contracts
 
 
-def anchor(chain: DeployedContracts, items: list[tuple]) -> dict:
-    return transact(chain.anchors.functions.anchorRecords(items), chain.accounts.relayer.address)
-
-
-def test_anchored_digest_is_readable_and_announced(chain):
-    record, patient, digest = os.urandom(32), Account.create().address, os.urandom(32)
-    receipt = anchor(chain, [(record, patient, digest)])
-    assert chain.anchors.functions.digestOf(record).call() == digest
-    (event,) = chain.anchors.events.RecordAnchored().process_receipt(receipt, errors=DISCARD)
-    assert (event.args.recordId, event.args.patient, event.args.digest) == (record, patient, digest)
-
-
-def test_resending_the_same_anchor_is_a_silent_no_op(chain):
-    item = (os.urandom(32), Account.create().address, os.urandom(32))
-    anchor(chain, [item])
-    receipt = anchor(chain, [item])
-    assert receipt["logs"] == []
-    assert chain.anchors.functions.digestOf(item[0]).call() == item[2]
-
-
-def test_other_digest_for_anchored_record_is_skipped_and_the_rest_applied(chain):
-    record, other = os.urandom(32), os.urandom(32)
-    first = os.urandom(32)
-    anchor(chain, [(record, Account.create().address, first)])
-    receipt = anchor(
-        chain,
-        [
-            (record, Account.create().address, os.urandom(32)),
-            (other, Account.create().address, b"\0" * 32),
-            (other, Account.create().address, first),
-        ],
+def anchor_root(chain: DeployedContracts, root: bytes, count: int, batch: bytes) -> TxReceipt:
+    return transact(
+        chain.anchors.functions.anchorRecordRoot(root, count, batch), chain.accounts.relayer.address
     )
-    skipped = [
-        (e.args.recordId, e.args.reason)
-        for e in chain.anchors.events.AnchorSkipped().process_receipt(receipt, errors=DISCARD)
-    ]
-    assert skipped == [(record, selector("DigestMismatch()")), (other, selector("ZeroDigest()"))]
-    assert chain.anchors.functions.digestOf(record).call() == first
-    assert chain.anchors.functions.digestOf(other).call() == first
+
+
+def test_record_root_is_readable_and_announced(chain):
+    root, batch = os.urandom(32), os.urandom(32)
+    receipt = anchor_root(chain, root, 1000, batch)
+    assert chain.anchors.functions.recordRootOf(batch).call() == root
+    (event,) = chain.anchors.events.RecordRootAnchored().process_receipt(receipt, errors=DISCARD)
+    assert (event.args.batchId, event.args.root, event.args.recordCount) == (batch, root, 1000)
+
+
+def test_record_root_resend_is_a_silent_no_op_and_another_root_reverts(chain):
+    root, batch = os.urandom(32), os.urandom(32)
+    anchor_root(chain, root, 7, batch)
+    assert anchor_root(chain, root, 7, batch)["logs"] == []
+    with reverts_with("RecordRootMismatch()"):
+        anchor_root(chain, os.urandom(32), 7, batch)
+    with reverts_with("ZeroRoot()"):
+        anchor_root(chain, b"\0" * 32, 7, os.urandom(32))
+    assert chain.anchors.functions.recordRootOf(batch).call() == root
+
+
+def test_several_roots_go_in_one_transaction_through_multicall(chain):
+    anchors = chain.anchors
+    roots = [(os.urandom(32), 100 + i, os.urandom(32)) for i in range(3)]
+    calls = [anchors.encode_abi("anchorRecordRoot", args=list(root)) for root in roots]
+    receipt = transact(anchors.functions.multicall(calls), chain.accounts.relayer.address)
+    events = anchors.events.RecordRootAnchored().process_receipt(receipt, errors=DISCARD)
+    assert [(e.args.root, e.args.recordCount, e.args.batchId) for e in events] == roots
+    outsider = chain.w3.eth.accounts[9]
+    with reverts_with("AccessControlUnauthorizedAccount(address,bytes32)"):
+        transact(anchors.functions.multicall(calls[:1]), outsider)
 
 
 def test_only_anchor_role_writes(chain):
     outsider = chain.w3.eth.accounts[9]
     with reverts_with("AccessControlUnauthorizedAccount(address,bytes32)"):
-        transact(
-            chain.anchors.functions.anchorRecords([(os.urandom(32), outsider, os.urandom(32))]), outsider
-        )
+        transact(chain.anchors.functions.anchorRecordRoot(os.urandom(32), 1, os.urandom(32)), outsider)
     with reverts_with("AccessControlUnauthorizedAccount(address,bytes32)"):
         transact(chain.anchors.functions.anchorAuditRoot(os.urandom(32), 1, os.urandom(32)), outsider)
 

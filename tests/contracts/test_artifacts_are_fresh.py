@@ -31,4 +31,16 @@ def test_artifacts_expose_the_interface_the_app_relies_on():
     directory = {item.get("name") for item in load_artifact("Directory").abi}
     assert {"execute", "executeBySig", "isActiveGrantee", "nonces", "DoctorRegistered"} <= directory
     anchors = {item.get("name") for item in load_artifact("Anchors").abi}
-    assert {"anchorRecords", "anchorAuditRoot", "digestOf", "auditRootOf", "ANCHOR_ROLE"} <= anchors
+    assert {"anchorRecordRoot", "anchorAuditRoot", "recordRootOf", "auditRootOf", "ANCHOR_ROLE"} <= anchors
+    training = {item.get("name") for item in load_artifact("TrainingRegistry").abi}
+    assert {
+        "approvePlanBySig",
+        "submitUpdateBySig",
+        "submitUpdateBatch",
+        "publishModelVersion",
+        "approvedPlanOf",
+        "UpdateSubmitted",
+        "UpdateSkipped",
+        "ModelVersionPublished",
+        "OPERATOR_ROLE",
+    } <= training

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def worker(personas: Personas, tmp_path: Path):  # type: ignore[no-untyped-def]
+def worker(personas: Personas, tmp_path: Path):
     """`celery worker` in its own process, on this test's database, chain and relayer key."""
     env = os.environ | {
         "DATABASE_URL": current_database_url(),
@@ -59,7 +59,9 @@ def worker(personas: Personas, tmp_path: Path):  # type: ignore[no-untyped-def]
         log.close()
 
 
-def test_worker_relays_a_grant_kicked_after_commit(personas: Personas, worker, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_worker_relays_a_grant_kicked_after_commit(
+    personas: Personas, worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = personas
     # The suite parks kicks in memory://; this test wants them on the real broker.
     monkeypatch.setattr(celery_app.conf, "broker_url", settings.CELERY_BROKER_URL)
@@ -76,4 +78,4 @@ def test_worker_relays_a_grant_kicked_after_commit(personas: Personas, worker, m
     assert worker.poll() is None, "the worker died; see worker.log in the test's tmp_path"
     assert consent.status == "active"
     assert consent.grant_tx_hash.startswith("0x")
-    assert consent.grant_outbox.status == "confirmed"
+    assert consent.grant_outbox is not None and consent.grant_outbox.status == "confirmed"

@@ -5,17 +5,27 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from django.db import transaction
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from contracts import client, outbox, relayer
+from contracts.messages import DirectoryAction, Domain, Grant, Revoke
 from contracts.models import ChainEvent, ChainTx, OutboxItem
-from contracts.node import free_port, start_anvil
-from contracts.typed_data import directory_action_typed_data, grant_typed_data, revoke_typed_data
+from contracts.node import AnvilNode, free_port, start_anvil
+from contracts.relayer_kinds import (
+    AuditRootItem,
+    ConsentGrantItem,
+    ConsentRevokeItem,
+    DirectoryActionItem,
+    RecordRootItem,
+    RelayItem,
+)
 from tests.contracts.conftest import World, build_world
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,10 +43,8 @@ def signed_grant(
     scope: str = "chart",
     version: int = 0,
     signer: LocalAccount | None = None,
-) -> dict[str, Any]:
-    payload = grant_typed_data(
-        chain_id=31337,
-        verifying_contract=world.registry.address,
+) -> ConsentGrantItem:
+    grant = Grant(
         patient=patient.address,
         grantee=grantee,
         scope=scope,
@@ -45,14 +53,12 @@ def signed_grant(
         version=version,
         deadline=int(time.time()) + 3600,
     )
-    signature = (signer or patient).sign_typed_data(full_message=payload).signature
-    return {"message": payload["message"], "signature": "0x" + signature.hex()}
+    payload = grant.typed_data(Domain(31337, world.registry.address))
+    return ConsentGrantItem(grant, (signer or patient).sign_typed_data(full_message=payload).signature)
 
 
-def signed_revoke(world: World, patient: LocalAccount, grantee: str, *, version: int) -> dict[str, Any]:
-    payload = revoke_typed_data(
-        chain_id=31337,
-        verifying_contract=world.registry.address,
+def signed_revoke(world: World, patient: LocalAccount, grantee: str, *, version: int) -> ConsentRevokeItem:
+    revoke = Revoke(
         patient=patient.address,
         grantee=grantee,
         scope="chart",
@@ -60,28 +66,18 @@ def signed_revoke(world: World, patient: LocalAccount, grantee: str, *, version:
         version=version,
         deadline=int(time.time()) + 3600,
     )
-    return {
-        "message": payload["message"],
-        "signature": "0x" + patient.sign_typed_data(full_message=payload).signature.hex(),
-    }
+    payload = revoke.typed_data(Domain(31337, world.registry.address))
+    return ConsentRevokeItem(revoke, patient.sign_typed_data(full_message=payload).signature)
 
 
 def enqueue_grant(world: World, patient: LocalAccount, grantee: str, **kw: Any) -> OutboxItem:
     with transaction.atomic():
-        return outbox.enqueue(
-            kind="consent.grant",
-            payload=signed_grant(world, patient, grantee, **kw),
-            idempotency_key=f"grant:{patient.address}:{grantee}:{secrets.token_hex(4)}",
-        )
+        return outbox.enqueue(signed_grant(world, patient, grantee, **kw))
 
 
 def test_enqueue_rolled_back_with_the_callers_transaction_leaves_nothing_to_send(world: World) -> None:
     with pytest.raises(RuntimeError), transaction.atomic():
-        outbox.enqueue(
-            kind="consent.grant",
-            payload=signed_grant(world, new_patient(), world.doctors[0].address),
-            idempotency_key="rolled-back",
-        )
+        outbox.enqueue(signed_grant(world, new_patient(), world.doctors[0].address))
         raise RuntimeError("the caller's service failed after enqueueing")
 
     report = relayer.relay_once()
@@ -92,19 +88,34 @@ def test_enqueue_rolled_back_with_the_callers_transaction_leaves_nothing_to_send
 
 
 def test_enqueue_with_an_existing_idempotency_key_returns_the_existing_item(world: World) -> None:
-    payload = signed_grant(world, new_patient(), world.doctors[0].address)
-    first = outbox.enqueue(kind="consent.grant", payload=payload, idempotency_key="same-key")
-    again = outbox.enqueue(kind="consent.grant", payload=payload, idempotency_key="same-key")
+    item = signed_grant(world, new_patient(), world.doctors[0].address)
+    first = outbox.enqueue(item)
+    again = outbox.enqueue(item)
     assert again.pk == first.pk and OutboxItem.objects.count() == 1
+    assert first.idempotency_key == f"consent.grant:{item.grant.consent_key}:0"
 
 
-def test_enqueue_rejects_a_payload_that_can_never_be_sent(world: World) -> None:
-    with pytest.raises(outbox.BadOutboxItem):
-        outbox.enqueue(
-            kind="consent.grant", payload={"message": {}, "signature": "0x00"}, idempotency_key="k"
-        )
+def test_enqueue_rejects_an_item_that_can_never_be_sent(world: World) -> None:
+    item = signed_grant(world, new_patient(), world.doctors[0].address)
+    with pytest.raises(outbox.BadOutboxItem, match="signature"):
+        outbox.enqueue(ConsentGrantItem(item.grant, "0x00"))
+    with pytest.raises(outbox.BadOutboxItem, match="expires_at does not fit uint64"):
+        outbox.enqueue(ConsentGrantItem(replace(item.grant, expires_at=2**64), item.signature))
+
+    class Unregistered(RelayItem):
+        kind = "consent.nope"
+
+        @property
+        def payload(self) -> dict[str, Any]:
+            return {}
+
+        @property
+        def idempotency_key(self) -> str:
+            return "k2"
+
     with pytest.raises(outbox.BadOutboxItem, match="unknown outbox kind"):
-        outbox.enqueue(kind="consent.nope", payload={}, idempotency_key="k2")
+        outbox.enqueue(Unregistered())
+    assert OutboxItem.objects.count() == 0
 
 
 def test_relayer_is_kicked_after_commit_only(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,11 +123,7 @@ def test_relayer_is_kicked_after_commit_only(world: World, monkeypatch: pytest.M
     kicks: list[int] = []
     monkeypatch.setattr(outbox, "kick_relayer", lambda: kicks.append(1))
     with transaction.atomic():
-        outbox.enqueue(
-            kind="consent.grant",
-            payload=signed_grant(world, new_patient(), world.doctors[0].address),
-            idempotency_key="kicked",
-        )
+        outbox.enqueue(signed_grant(world, new_patient(), world.doctors[0].address))
         assert kicks == []
     assert kicks == [1]
 
@@ -130,11 +137,7 @@ def test_broker_failure_does_not_break_the_request(world: World, monkeypatch: py
 
     monkeypatch.setattr(tasks.relay_outbox, "delay", broken_delay)
     with transaction.atomic():
-        outbox.enqueue(
-            kind="consent.grant",
-            payload=signed_grant(world, new_patient(), world.doctors[0].address),
-            idempotency_key="broker-down",
-        )
+        outbox.enqueue(signed_grant(world, new_patient(), world.doctors[0].address))
     assert OutboxItem.objects.filter(status=OutboxItem.Status.PENDING).count() == 1
 
 
@@ -169,11 +172,7 @@ def test_grant_then_revoke_both_confirm(world: World) -> None:
     enqueue_grant(world, patient, world.doctors[0].address)
     relayer.relay_once()
     with transaction.atomic():
-        revoke = outbox.enqueue(
-            kind="consent.revoke",
-            payload=signed_revoke(world, patient, world.doctors[0].address, version=1),
-            idempotency_key="revoke",
-        )
+        revoke = outbox.enqueue(signed_revoke(world, patient, world.doctors[0].address, version=1))
     report = relayer.relay_once()
     revoke.refresh_from_db()
     assert report.confirmed == 1 and revoke.status == "confirmed"
@@ -182,10 +181,10 @@ def test_grant_then_revoke_both_confirm(world: World) -> None:
 
 def test_replayed_signature_fails_with_bad_version(world: World) -> None:
     patient = new_patient()
-    payload = signed_grant(world, patient, world.doctors[0].address)
+    item = signed_grant(world, patient, world.doctors[0].address)
     with transaction.atomic():
-        outbox.enqueue(kind="consent.grant", payload=payload, idempotency_key="first")
-        replay = outbox.enqueue(kind="consent.grant", payload=payload, idempotency_key="replay")
+        outbox.enqueue(item)
+        replay = outbox.enqueue(item, idempotency_key="replay")  # its own key would dedupe it
     relayer.relay_once()
     replay.refresh_from_db()
     assert replay.status == "failed" and replay.error_code == "BadVersion"
@@ -241,7 +240,9 @@ def test_killed_before_broadcast_rebroadcasts_the_same_signed_bytes(
     assert ChainTx.objects.get().tx_hash == signed.tx_hash and world.relayer_txs() == 1
 
 
-def test_node_down_keeps_items_pending_and_sends_them_once_it_is_back(world: World, settings) -> None:  # type: ignore[no-untyped-def]
+def test_node_down_keeps_items_pending_and_sends_them_once_it_is_back(
+    world: World, settings: SettingsWrapper
+) -> None:
     rpc_url = settings.ETH_RPC_URL
     settings.ETH_RPC_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     client.reset_caches()
@@ -280,27 +281,22 @@ def test_batch_over_the_gas_share_is_split(world: World, monkeypatch: pytest.Mon
 def test_directory_action_confirms_or_fails_with_the_custom_error(world: World) -> None:
     new_doctor = Account.create().address
 
-    def action(nonce: int) -> dict[str, Any]:
-        payload = directory_action_typed_data(
-            chain_id=31337,
-            verifying_contract=world.directory.address,
+    def action(nonce: int) -> DirectoryActionItem:
+        message = DirectoryAction(
             op=2,
             hospital_id=world.hospital_id,
             subject=new_doctor,
             nonce=nonce,
             deadline=int(time.time()) + 3600,
         )
+        payload = message.typed_data(Domain(31337, world.directory.address))
         signature = world.hospital_admin.sign_typed_data(full_message=payload).signature
-        return {
-            "message": payload["message"],
-            "signer": world.hospital_admin.address,
-            "signature": "0x" + signature.hex(),
-        }
+        return DirectoryActionItem(message, world.hospital_admin.address, signature)
 
     nonce = world.directory.functions.nonces(world.hospital_admin.address).call()
     with transaction.atomic():
-        ok = outbox.enqueue(kind="directory.action", payload=action(nonce), idempotency_key="d1")
-        stale = outbox.enqueue(kind="directory.action", payload=action(nonce), idempotency_key="d2")
+        ok = outbox.enqueue(action(nonce))
+        stale = outbox.enqueue(action(nonce), idempotency_key="d2")  # the same nonce again, on purpose
     relayer.relay_once()
     ok.refresh_from_db()
     stale.refresh_from_db()
@@ -309,35 +305,30 @@ def test_directory_action_confirms_or_fails_with_the_custom_error(world: World) 
     assert ChainEvent.objects.filter(event="DoctorRegistered", args__doctor=new_doctor).count() == 1
 
 
-def test_record_anchor_resend_is_a_no_op_and_a_different_digest_is_skipped(world: World) -> None:
-    record_id, patient = "0x" + "ab" * 32, new_patient().address
+def test_record_root_resend_confirms_and_another_root_for_the_batch_fails(world: World) -> None:
+    batch_id = "0x" + "ab" * 32
 
-    def anchor(digest: str, key: str) -> OutboxItem:
+    def anchor(root: str, key: str) -> OutboxItem:
         with transaction.atomic():
-            return outbox.enqueue(
-                kind="anchor.record",
-                idempotency_key=key,
-                payload={"recordId": record_id, "patient": patient, "digest": digest},
-            )
+            item = RecordRootItem(root=root, record_count=100, batch_id=batch_id)
+            return outbox.enqueue(item, idempotency_key=key)
 
-    first = anchor("0x" + "01" * 32, "a1")
+    first = anchor("0x" + "01" * 32, "r1")
     relayer.relay_once()
-    again, other = anchor("0x" + "01" * 32, "a2"), anchor("0x" + "02" * 32, "a3")
+    again, other = anchor("0x" + "01" * 32, "r2"), anchor("0x" + "02" * 32, "r3")
+    relayer.relay_once()
     relayer.relay_once()
     for item in (first, again, other):
         item.refresh_from_db()
     assert first.status == "confirmed" and again.status == "confirmed"
-    assert other.status == "failed" and other.error_code == "DigestMismatch"
-    assert world.anchors.functions.digestOf(bytes.fromhex("ab" * 32)).call() == bytes.fromhex("01" * 32)
+    assert other.status == "failed" and other.error_code == "RecordRootMismatch"
+    assert world.anchors.functions.recordRootOf(bytes.fromhex("ab" * 32)).call() == bytes.fromhex("01" * 32)
+    assert ChainEvent.objects.filter(event="RecordRootAnchored").count() == 1
 
 
 def test_audit_root_anchor_confirms(world: World) -> None:
     with transaction.atomic():
-        item = outbox.enqueue(
-            kind="anchor.audit_root",
-            idempotency_key="root-1",
-            payload={"root": "0x" + "cd" * 32, "headCount": 7, "batchId": "0x" + "01" * 32},
-        )
+        item = outbox.enqueue(AuditRootItem(root="0x" + "cd" * 32, head_count=7, batch_id="0x" + "01" * 32))
     relayer.relay_once()
     item.refresh_from_db()
     assert item.status == "confirmed"
@@ -345,19 +336,20 @@ def test_audit_root_anchor_confirms(world: World) -> None:
     assert event.args == {"batchId": "0x" + "01" * 32, "root": "0x" + "cd" * 32, "headCount": 7}
 
 
-def test_relay_before_any_deployment_reports_unavailable_and_keeps_items(anvil, settings) -> None:  # type: ignore[no-untyped-def]
+def test_relay_before_any_deployment_reports_unavailable_and_keeps_items(
+    anvil: AnvilNode, settings: SettingsWrapper
+) -> None:
     from tests.contracts.conftest import use_node
 
     use_node(settings, anvil.rpc_url)
-    payload = {"recordId": "0x" + "01" * 32, "patient": Account.create().address, "digest": "0x" + "02" * 32}
-    item = outbox.enqueue(kind="anchor.record", payload=payload, idempotency_key="early")
+    item = outbox.enqueue(RecordRootItem(root="0x" + "02" * 32, record_count=1, batch_id="0x" + "03" * 32))
     report = relayer.relay_once()
     item.refresh_from_db()
     assert report.unavailable and item.status == "pending"
 
 
 @pytest.fixture
-def manual_mining_world(settings) -> Iterator[World]:  # type: ignore[no-untyped-def]
+def manual_mining_world(settings: SettingsWrapper) -> Iterator[World]:
     """A world on its own anvil whose blocks are mined only when the test says so."""
     node = start_anvil()
     try:
@@ -374,19 +366,13 @@ def test_transaction_reverted_when_mined_fails_its_item_with_the_custom_error(
     world = manual_mining_world
     deadline = world.w3.eth.get_block("latest")["timestamp"] + 600
     nonce = world.directory.functions.nonces(world.hospital_admin.address).call()
-    payload = directory_action_typed_data(
-        chain_id=31337,
-        verifying_contract=world.directory.address,
-        op=2,
-        hospital_id=world.hospital_id,
-        subject=Account.create().address,
-        nonce=nonce,
-        deadline=deadline,
+    action = DirectoryAction(
+        op=2, hospital_id=world.hospital_id, subject=Account.create().address, nonce=nonce, deadline=deadline
     )
-    signature = "0x" + world.hospital_admin.sign_typed_data(full_message=payload).signature.hex()
-    body = {"message": payload["message"], "signer": world.hospital_admin.address, "signature": signature}
+    payload = action.typed_data(Domain(31337, world.directory.address))
+    signature = world.hospital_admin.sign_typed_data(full_message=payload).signature
     with transaction.atomic():
-        item = outbox.enqueue(kind="directory.action", payload=body, idempotency_key="late")
+        item = outbox.enqueue(DirectoryActionItem(action, world.hospital_admin.address, signature))
 
     sent = relayer.relay_once(receipt_timeout_s=0.2)  # estimated fine, then waits in the mempool
     assert sent.txs_sent == 1 and sent.waiting_txs == 1

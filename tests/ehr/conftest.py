@@ -4,14 +4,19 @@ signs a consent with the patient's managed key and drives it through the real re
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from access.consent import services as consent_services
+from access.identity.users import address_of
 from access.models import Consent, User
 from contracts.drain import drain_outbox
+from ehr.storage.unixfs import parse_cid
 from healthhash.sealing import new_kek_entry
 from tests.conftest import PASSWORD
 
@@ -75,7 +80,7 @@ def grant(personas: Any) -> Grant:
         consent = consent_services.grant_with_managed_key(
             patient=patient,
             password=PASSWORD,
-            grantee=grantee.eth_address,
+            grantee=address_of(grantee),
             scope=scope,
             purpose=purpose,
             expires_at=expires_at,
@@ -91,3 +96,28 @@ def grant(personas: Any) -> Grant:
 def revoke(patient: User, consent: Consent) -> None:
     consent_services.revoke_with_managed_key(patient=patient, consent=consent, password=PASSWORD)
     drain_outbox()
+
+
+def _block_location(cid: str) -> tuple[Path, int, int]:
+    """Where the local store keeps the root block of `cid`: its pack file, offset and length."""
+    root = Path(settings.IPFS_LOCAL_DIR)
+    with sqlite3.connect(root / "index.sqlite3") as db:
+        pack, offset, length = db.execute(
+            "SELECT pack, offset, length FROM blocks WHERE digest = ?", (parse_cid(cid).digest,)
+        ).fetchone()
+    return root / "packs" / pack, offset, length
+
+
+def corrupt_blob(cid: str) -> None:
+    """Overwrite the last bytes of a stored blob in place, as an attacker with disk access would."""
+    path, offset, length = _block_location(cid)
+    path.chmod(0o644)
+    with open(path, "r+b") as handle:
+        handle.seek(offset + length - 8)
+        handle.write(b"\x00TAMPER\x00")
+
+
+def delete_pack_of(cid: str) -> None:
+    """Delete the pack file holding a blob: the bytes are lost, nothing is altered."""
+    path, _offset, _length = _block_location(cid)
+    path.unlink()

@@ -12,6 +12,8 @@ import pytest
 from ehr.fhir import (
     FhirValidationError,
     FileTypeError,
+    NotARecordError,
+    bundle_entries,
     category_of,
     document_reference_for_file,
     sniff_content_type,
@@ -23,7 +25,7 @@ from ehr.fhir_export import chart_bundle, consent_resource
 # Small hand-written resources after the official R4 examples (patient-example, observation-example-f001
 # glucose, observation-example-heart-rate, condition-example, medicationstatementexample1,
 # diagnosticreport-example-ghp / imaging, documentreference-example).
-PATIENT = {
+PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
     "id": "example",
     "identifier": [{"use": "usual", "system": "urn:oid:1.2.36.146.595.217.0.1", "value": "12345"}],
@@ -42,7 +44,7 @@ PATIENT = {
     },
     "address": [{"use": "home", "line": ["534 Erewhon St"], "city": "PleasantVille", "postalCode": "3999"}],
 }
-LAB_OBSERVATION = {
+LAB_OBSERVATION: dict[str, Any] = {
     "resourceType": "Observation",
     "id": "f001",
     "status": "final",
@@ -79,7 +81,7 @@ LAB_OBSERVATION = {
     ],
     "referenceRange": [{"low": {"value": 3.1, "unit": "mmol/l"}, "high": {"value": 6.2, "unit": "mmol/l"}}],
 }
-HEART_RATE = {
+HEART_RATE: dict[str, Any] = {
     "resourceType": "Observation",
     "id": "heart-rate",
     "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]},
@@ -106,7 +108,7 @@ HEART_RATE = {
         "code": "/min",
     },
 }
-CONDITION = {
+CONDITION: dict[str, Any] = {
     "resourceType": "Condition",
     "id": "example",
     "clinicalStatus": {
@@ -132,7 +134,7 @@ CONDITION = {
     "subject": {"reference": "Patient/example"},
     "onsetDateTime": "2012-05-24",
 }
-MEDICATION_STATEMENT = {
+MEDICATION_STATEMENT: dict[str, Any] = {
     "resourceType": "MedicationStatement",
     "id": "example001",
     "status": "active",
@@ -153,7 +155,7 @@ MEDICATION_STATEMENT = {
         }
     ],
 }
-LAB_REPORT = {
+LAB_REPORT: dict[str, Any] = {
     "resourceType": "DiagnosticReport",
     "id": "ghp",
     "status": "final",
@@ -166,7 +168,7 @@ LAB_REPORT = {
     "issued": "2015-08-17T06:40:17Z",
     "result": [{"reference": "Observation/f001"}],
 }
-IMAGING_REPORT = {
+IMAGING_REPORT: dict[str, Any] = {
     "resourceType": "DiagnosticReport",
     "id": "ultrasound",
     "status": "final",
@@ -179,7 +181,7 @@ IMAGING_REPORT = {
     "subject": {"reference": "Patient/example"},
     "conclusion": "Unremarkable study",
 }
-DOCUMENT_REFERENCE = {
+DOCUMENT_REFERENCE: dict[str, Any] = {
     "resourceType": "DocumentReference",
     "id": "example",
     "status": "current",
@@ -545,7 +547,7 @@ def test_consent_export_is_a_valid_r4_consent() -> None:
 
 
 def test_consent_export_refuses_unknown_status_and_purpose() -> None:
-    arguments = dict(
+    arguments: dict[str, Any] = dict(
         patient_ref="Patient/p", grantee_ref="Practitioner/d", scope="chart", period_end=None, consent_id="c1"
     )
     with pytest.raises(FhirValidationError) as caught:
@@ -553,3 +555,61 @@ def test_consent_export_refuses_unknown_status_and_purpose() -> None:
     assert caught.value.path == "Consent.status"
     with pytest.raises(FhirValidationError):
         consent_resource(purpose="MARKETING", status="active", **arguments)
+
+
+# --------------------------------------------------------------------------- hardening (issue 13)
+
+
+def test_transaction_entries_without_a_resource_are_kept_apart_not_refused() -> None:
+    bundle = _bundle("transaction", PATIENT, LAB_OBSERVATION, CONDITION)
+    bundle["entry"].append({"request": {"method": "DELETE", "url": "Observation/old"}})
+    bundle["entry"].append({"request": {"method": "GET", "url": "Patient/example"}})
+    entries = bundle_entries(bundle)
+    assert [(e.index, e.method, e.resource is None) for e in entries[3:]] == [
+        (3, "DELETE", True),
+        (4, "GET", True),
+    ]
+    assert [r.resource_type for r in split_bundle(bundle)] == ["Patient", "Observation", "Condition"]
+
+
+def test_patient_is_refused_as_not_a_record_rather_than_as_bad_fhir() -> None:
+    with pytest.raises(NotARecordError):
+        category_of(PATIENT)
+
+
+DXA_REPORT: dict[str, Any] = {
+    "resourceType": "DiagnosticReport",
+    "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "38269-7", "display": "DXA Bone density"}]},
+    "conclusion": "Osteopenia of the femoral neck",
+}
+
+
+@pytest.mark.parametrize(
+    ("report", "category"),
+    [
+        (DXA_REPORT, "imaging"),
+        (
+            _with(DXA_REPORT, code={"coding": [{"system": "http://radlex.org", "code": "RID10312"}]}),
+            "imaging",
+        ),
+        (
+            _with(
+                DXA_REPORT,
+                code={"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "BDUS"}]},
+            ),
+            "imaging",
+        ),
+        (
+            _with(DXA_REPORT, code={"text": "bone scan"}, imagingStudy=[{"reference": "ImagingStudy/1"}]),
+            "imaging",
+        ),
+        (_without(LAB_REPORT, "category"), "laboratory"),
+        (_with(DXA_REPORT, category=LAB_REPORT["category"]), "laboratory"),  # an explicit category wins
+    ],
+)
+def test_uncategorised_report_takes_its_category_from_an_imaging_code(
+    report: dict[str, Any], category: str
+) -> None:
+    validate_resource(report)
+    assert category_of(report) == category

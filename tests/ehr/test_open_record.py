@@ -4,7 +4,6 @@ log; records anchored on chain by the relayer and indexer; tampered bytes refuse
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pytest
@@ -15,11 +14,12 @@ from access.audit import breakglass
 from access.models import AccessLogEntry
 from contracts import client
 from contracts.drain import drain_outbox
-from ehr import records
+from ehr import anchoring, records
 from ehr.models import Record
 from ehr.storage import LocalBlockStore
 from healthhash.errors import NotFound
 from tests.ehr.conftest import observation
+from tests.fixtures.chain import ChainClock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,11 +45,24 @@ def test_consent_open_names_the_consent_and_its_block(personas: Any, grant: Any)
     assert entry.actor == personas.bob and entry.legal_basis == opened.decision.legal_basis
 
 
-def test_expired_consent_is_denied_as_expired(personas: Any, grant: Any) -> None:
+def test_expired_consent_is_denied_as_expired(
+    personas: Any, grant: Any, chain_clock: ChainClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     record = _new(personas.alice)
-    expires = timezone.now() + dt.timedelta(seconds=4)
+    # Ten minutes after the later of the two clocks: the shared chain may run ahead of wall time.
+    start = max(int(timezone.now().timestamp()), chain_clock.now())
+    expires = dt.datetime.fromtimestamp(start, tz=dt.UTC) + dt.timedelta(minutes=10)
     grant(personas.alice, personas.bob, "chart", expires_at=expires)
-    time.sleep(max(0.0, (expires - timezone.now()).total_seconds()) + 0.2)
+    records.open_record(record_id=record.id, actor=personas.bob)  # allowed until it expires
+    # Time passes without sleeping. The chain judges expiry by block time, so its clock moves; the "now"
+    # check judges it by wall time (timezone.now), so Django's clock is patched to the same moment.
+    after = chain_clock.advance_past(int(expires.timestamp()))
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime.fromtimestamp(after, tz=dt.UTC))
+    registry = personas.chain.registry
+    zero = bytes(32)
+    assert not registry.functions.isAllowed(
+        personas.alice.eth_address, personas.bob.eth_address, zero, zero, 0
+    ).call()
     with pytest.raises(records.AccessDenied) as denied:
         records.open_record(record_id=record.id, actor=personas.bob)
     assert denied.value.code == "expired"
@@ -71,14 +84,17 @@ def test_break_glass_opens_without_consent_and_is_logged(personas: Any) -> None:
     assert list(records_visible_to(personas.carol)) == [record]
 
 
-def test_record_is_anchored_after_the_outbox_drains(personas: Any) -> None:
+def test_record_is_anchored_in_a_batch_after_the_outbox_drains(personas: Any) -> None:
     record = _new(personas.alice)
-    assert record.anchored_block is None and record.anchor_outbox.status == "pending"
+    assert record.anchor_batch is None and record.anchored_block is None
+    (batch,) = anchoring.anchor_all_records()
     drain_outbox()
     record.refresh_from_db()
-    assert record.anchored_block is not None and record.anchored_digest == record.digest
-    on_chain = client.call("Anchors", "digestOf", bytes.fromhex(records.anchor_record_id(record.id)[2:]))
-    assert bytes(on_chain).hex() == record.digest
+    batch.refresh_from_db()
+    assert record.anchored_block == batch.anchored_block is not None
+    on_chain = client.call("Anchors", "recordRootOf", bytes.fromhex(batch.batch_id[2:]))
+    assert "0x" + bytes(on_chain).hex() == batch.root == batch.anchored_root
+    assert anchoring.proves_inclusion(record, batch.root)
 
 
 def _corrupt_pack(record: Record) -> None:
@@ -113,8 +129,9 @@ def test_tampered_bytes_via_api_are_409_tampered(personas: Any) -> None:
 
 
 def test_swapped_blob_with_matching_db_digest_fails_the_anchor_check(personas: Any) -> None:
-    """An attacker who rewrites cid and digest together is caught by the digest anchored on chain."""
+    """An attacker who rewrites cid and digest together is caught by the Merkle root anchored on chain."""
     victim, other = _new(personas.alice), _new(personas.alice, value=99.0)
+    anchoring.anchor_all_records()
     drain_outbox()
     Record.objects.filter(pk=victim.pk).update(cid=other.cid, digest=other.digest)
     with pytest.raises(records.Tampered):

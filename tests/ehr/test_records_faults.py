@@ -12,8 +12,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from contracts import client
 from contracts.drain import drain_outbox
 from contracts.models import OutboxItem
-from ehr import records, store
-from ehr.models import Record
+from ehr import anchoring, records, store
+from ehr.models import Record, RecordAnchorBatch
 from healthhash.sealing import new_kek_entry
 from tests.ehr.conftest import PDF_BYTES, PNG_BYTES, observation
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _nothing_written() -> None:
     assert not Record.objects.exists()
-    assert not OutboxItem.objects.filter(kind="anchor.record").exists()
+    assert not OutboxItem.objects.exists() and not RecordAnchorBatch.objects.exists()
     assert list(store.content_store().list_roots()) == []
 
 
@@ -84,7 +84,7 @@ def test_storage_backend_down_is_503_and_nothing_is_written(personas: Any, setti
     settings.IPFS_API_URL = f"http://127.0.0.1:{_free_port()}"
     response = _post_json(personas, observation())
     assert response.status_code == 503 and response.json()["error"] == "storage_unavailable"
-    assert not Record.objects.exists() and not OutboxItem.objects.filter(kind="anchor.record").exists()
+    assert not Record.objects.exists() and not OutboxItem.objects.exists()
 
 
 def test_database_failure_after_store_removes_the_blob(personas: Any, monkeypatch: Any) -> None:
@@ -121,18 +121,26 @@ def test_chain_down_stores_the_record_and_the_anchor_waits(personas: Any, settin
     response = _post_json(personas, observation())
     assert response.status_code == 201
     record = Record.objects.get(pk=response.json()["id"])
-    assert record.anchor_outbox.status == "pending" and record.anchored_block is None
+    (batch,) = anchoring.anchor_all_records()  # the batch and its outbox item need no chain
+    assert batch.outbox is not None
+    assert batch.outbox.status == "pending" and batch.status == "queued"
     assert records.open_record(record_id=record.id, actor=personas.alice).resource["status"] == "final"
 
     settings.ETH_RPC_URL = live_rpc
     client.reset_caches()
     drain_outbox()
     record.refresh_from_db()
-    assert record.anchored_block is not None and record.anchored_digest == record.digest
+    assert record.anchored_block is not None and record.anchor_batch is not None
+    assert record.anchor_batch.status == "anchored"
 
 
-def test_stored_bytes_missing_are_reported_as_tampered(personas: Any) -> None:
-    record = records.create_record(actor=personas.alice, patient=personas.alice, resource=observation())
-    store.content_store().remove(record.cid)
-    response = personas.client_for(personas.alice).get(f"/api/records/{record.id}")
-    assert response.status_code == 409 and response.json()["error"] == "tampered"
+def test_valid_fhir_that_is_not_a_record_is_422_not_a_record(personas: Any) -> None:
+    patient = {"resourceType": "Patient", "name": [{"family": "Chalmers"}], "gender": "male"}
+    response = _post_json(personas, patient)
+    assert response.status_code == 422 and response.json()["error"] == "not_a_record"
+    assert "Patient is not a health record" in response.json()["detail"]
+    assert "Observation" in response.json()["detail"]  # says what a record can be
+    collection = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": observation()}]}
+    response = _post_json(personas, collection)
+    assert response.status_code == 422 and response.json()["error"] == "not_a_record"
+    _nothing_written()

@@ -6,10 +6,12 @@ from rest_framework import serializers
 
 from access.audit.breakglass import MIN_REASON_CHARS
 from access.models import BreakGlass, ReviewStatus
+from healthhash.eth_address import EthAddressField
+from healthhash.query import QuerySerializer
 
 
 class BreakGlassIn(serializers.Serializer):
-    patient = serializers.CharField(help_text="The patient's Ethereum address.")
+    patient = EthAddressField(help_text="The patient's Ethereum address.")
     reason = serializers.CharField(
         min_length=MIN_REASON_CHARS, help_text="Why this is an emergency (required)."
     )
@@ -20,7 +22,7 @@ class ReviewIn(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ReviewQuery(serializers.Serializer):
+class ReviewQuery(QuerySerializer):
     status = serializers.ChoiceField(choices=ReviewStatus.choices, required=False)
 
 

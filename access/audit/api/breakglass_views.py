@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from access.audit import breakglass
 from access.audit.api.breakglass_serializers import BreakGlassIn, BreakGlassOut, ReviewIn, ReviewQuery
+from access.identity.users import signed_in_user
 from access.models import BreakGlass, Role
 from healthhash.errors import Forbidden
 
@@ -20,9 +21,10 @@ class BreakGlassView(ListAPIView):
     serializer_class = BreakGlassOut
 
     def get_queryset(self) -> QuerySet[BreakGlass]:
-        if self.request.user.role != Role.DOCTOR:
+        user = signed_in_user(self.request)
+        if user.role != Role.DOCTOR:
             raise Forbidden("only doctors have break-glass accesses of their own")
-        return breakglass.break_glasses_by(doctor=self.request.user)
+        return breakglass.break_glasses_by(doctor=user)
 
     @extend_schema(responses=BreakGlassOut(many=True))
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -36,7 +38,7 @@ class BreakGlassView(ListAPIView):
         data = BreakGlassIn(data=request.data)
         data.is_valid(raise_exception=True)
         glass = breakglass.start_break_glass(
-            doctor=request.user,
+            doctor=signed_in_user(request),
             patient_address=data.validated_data["patient"],
             reason=data.validated_data["reason"],
         )
@@ -49,7 +51,9 @@ class ReviewQueueView(ListAPIView):
     def get_queryset(self) -> QuerySet[BreakGlass]:
         query = ReviewQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return breakglass.review_queue(admin=self.request.user, status=query.validated_data.get("status"))
+        return breakglass.review_queue(
+            admin=signed_in_user(self.request), status=query.validated_data.get("status")
+        )
 
     @extend_schema(parameters=[ReviewQuery], responses=BreakGlassOut(many=True))
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
@@ -64,7 +68,7 @@ class ReviewView(APIView):
         data = ReviewIn(data=request.data)
         data.is_valid(raise_exception=True)
         glass = breakglass.review_break_glass(
-            admin=request.user,
+            admin=signed_in_user(request),
             break_glass_id=break_glass_id,
             verdict=data.validated_data["verdict"],
             note=data.validated_data["note"],
@@ -76,9 +80,10 @@ class MyBreakGlassView(ListAPIView):
     serializer_class = BreakGlassOut
 
     def get_queryset(self) -> QuerySet[BreakGlass]:
-        if self.request.user.role != Role.PATIENT:
+        user = signed_in_user(self.request)
+        if user.role != Role.PATIENT:
             raise Forbidden("only patients have break-glass accesses on their chart")
-        return breakglass.break_glasses_on(patient=self.request.user)
+        return breakglass.break_glasses_on(patient=user)
 
     @extend_schema(responses=BreakGlassOut(many=True))
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:

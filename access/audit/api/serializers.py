@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from access.audit.log import entry_content
 from access.models import AccessAction, AccessLogEntry
+from healthhash.query import QuerySerializer
 
 
 class ActorOut(serializers.Serializer):
@@ -55,7 +56,7 @@ class AccessLogEntryOut(serializers.Serializer):
         }
 
 
-class AccessLogQuery(serializers.Serializer):
+class AccessLogQuery(QuerySerializer):
     action = serializers.ChoiceField(choices=AccessAction.choices, required=False)
     format = serializers.ChoiceField(
         choices=["json", "csv", "fhir"], required=False, help_text="csv or fhir: the whole log as a download"

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from access.audit import selectors as audit_selectors
 from access.audit.api.serializers import AccessLogEntryOut, AccessLogQuery
 from access.audit.export import access_log_csv, access_log_fhir_bundle
+from access.identity.users import signed_in_user
 from access.models import AccessLogEntry
 
 
@@ -45,15 +46,14 @@ class AccessLogView(ListAPIView):
     def get_queryset(self) -> QuerySet[AccessLogEntry]:
         query = AccessLogQuery(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        entries = audit_selectors.access_log_of(patient=self.request.user)
+        entries = audit_selectors.access_log_of(patient=signed_in_user(self.request))
         if query.validated_data.get("action"):
             entries = entries.filter(action=query.validated_data["action"])
         return entries
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
-        context["anchored_up_to"] = audit_selectors.anchored_up_to(patient=self.request.user)
-        return context
+        anchored_up_to = audit_selectors.anchored_up_to(patient=signed_in_user(self.request))
+        return {**super().get_serializer_context(), "anchored_up_to": anchored_up_to}
 
     @extend_schema(
         parameters=[AccessLogQuery],
@@ -67,7 +67,10 @@ class AccessLogView(ListAPIView):
             ),
         },
     )
-    def get(self, request: Request, *args: object, **kwargs: object) -> Response | HttpResponse:
+    # The stub narrows ListAPIView.get to Response; DRF finalizes any HttpResponse (the downloads).
+    def get(  # type: ignore[override]
+        self, request: Request, *args: object, **kwargs: object
+    ) -> Response | HttpResponse:
         """My access log, newest first: who opened, listed, exported or was denied what, when, why, and
         on what legal basis. `?format=csv` or `?format=fhir` downloads all of it."""
         export = request.query_params.get("format")

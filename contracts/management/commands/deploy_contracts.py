@@ -17,9 +17,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            results = deploy_contracts(consortium_admin=options["consortium_admin"])
+            # The summary below says it all; the per-contract log line would repeat it.
+            results = deploy_contracts(consortium_admin=options["consortium_admin"], say=lambda _: None)
         except DeployError as exc:
             raise CommandError(exc.detail) from exc
         for result in results:
-            verb = "deployed" if result.deployed else "kept"
-            self.stdout.write(f"{verb:8} {result.name:16} {result.address}  ({result.reason})")
+            self.stdout.write(result.summary())

@@ -1,4 +1,8 @@
-"""`manage.py devchain`: run the project's dev anvil in the foreground (state under var/chain)."""
+"""`manage.py devchain`: run the project's dev anvil in the foreground (state under var/chain).
+
+With `manage.py demo` and the test session, this is the only thing that starts a chain: every other
+command and process finds no node and says so (contracts.client.ChainUnavailable).
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.ETH_RPC_URL:
-            raise CommandError(f"ETH_RPC_URL is set ({settings.ETH_RPC_URL}); the dev chain is not used")
-        url = f"http://127.0.0.1:{settings.DEV_CHAIN_PORT}"
+            raise CommandError(
+                f"ETH_RPC_URL is set ({client.shown_url(settings.ETH_RPC_URL)}); the dev chain is not used"
+            )
+        url = client.dev_chain_url()
         if client.answers(url):
             raise CommandError(f"something already answers on {url}")
-        node = client.start_dev_chain()
-        self.stdout.write(f"dev chain at {node.rpc_url}, state {settings.DEV_CHAIN_STATE}; Ctrl-C stops it")
         stop = False
 
         def _stop(*_: Any) -> None:
@@ -30,11 +34,11 @@ class Command(BaseCommand):
             stop = True
 
         signal.signal(signal.SIGTERM, _stop)
-        try:
-            while not stop and node.process.poll() is None:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            node.stop()  # lets anvil dump its state file
+        with client.running_dev_chain() as chain:  # stops anvil (which dumps its state) on the way out
+            self.stdout.write(f"dev chain at {chain.url}, state {settings.DEV_CHAIN_STATE}; Ctrl-C stops it")
+            try:
+                while not stop and client.answers(chain.url):
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                pass
         self.stdout.write("dev chain stopped")

@@ -1,7 +1,13 @@
-"""`manage.py relay [--follow]`: send queued outbox items to the chain (once, or in a loop)."""
+"""`manage.py relay [--follow]`: send queued outbox items to the chain (once, or in a loop).
+
+Only one relayer works at a time (the lease in contracts/lease.py); a second one waits, logging who holds
+the lease and until when, and takes over within seconds if the holder dies.
+"""
 
 from __future__ import annotations
 
+import signal
+import sys
 import time
 from typing import Any
 
@@ -18,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=1.0, help="seconds between runs with --follow")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # SIGTERM ends the run through its `finally`, which gives the lease back at once; a signed
+        # transaction it did not broadcast yet is re-sent by the next run (same bytes, same hash).
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
             report = relayer.relay_once()
             if report.items_claimed or report.rebroadcast or report.unavailable or not options["follow"]:
