@@ -124,44 +124,44 @@ def _candidate_rows(
 ) -> tuple[list[tuple], bool]:
     """The rows not ended by then (newest first) and whether a revoked one exists, in ONE statement.
 
-    Only rows not yet ended can allow, and the chain keeps at most one of those per consent key, so
-    the first part returns at most one row per scope however long the history (an earlier LIMIT 16
-    over all rows dropped an older active consent behind 16 newer revoked ones). The second part
-    stops at the first revoked row; it only names the reason for a denial.
+    Only rows not yet ended can allow, and the chain keeps at most one of those per consent key, i.e.
+    per scope; so the unended rows, sorted first, are at most len(scopes), and one more row says
+    whether a revoked one exists (it only names a denial). An earlier LIMIT 16 over all rows dropped an
+    older active consent behind 16 newer revoked ones.
 
     Raw SQL on purpose: this is the hot path of every record read, and building the ORM query cost
-    more than running it (0.32 ms vs 0.1 ms per check, measured by bench_consent).
+    more than running it (0.32 ms vs 0.1 ms per check, measured by bench_consent). One statement, not
+    a second query for denials: on PostgreSQL each round trip costs ~0.15 ms (bench_consent check_p50).
     """
-    table = Consent._meta.db_table
     placeholders = ", ".join(["%s"] * len(scopes))
-    where = (
-        "patient_address = %s AND grantee_address = %s AND purpose = %s "
-        f"AND scope_hash IN ({placeholders}) AND granted_block IS NOT NULL"
-    )
-    key: list[str | int] = [patient_address, grantee_address, purpose, *scopes]
+    params: list[str | int] = [patient_address, grantee_address, purpose, *scopes]
     if at_block is None:
-        unended, ended = "ended_block IS NULL", "ended_block IS NOT NULL"
-        params = [*key, *key, ConsentStatus.REVOKED.value]
+        unended, revoked, block_filter = "ended_block IS NULL", "ended_block IS NOT NULL", ""
+        flag_params: list[str | int] = []
     else:
-        where += " AND granted_block <= %s"
-        unended, ended = "(ended_block IS NULL OR ended_block > %s)", "ended_block <= %s"
-        params = [*key, at_block, at_block, *key, at_block, ConsentStatus.REVOKED.value, at_block]
-    columns = "id, granted_block, expires_at, revoke_requested_at, revoke_failure_reason"
+        unended, revoked = "(ended_block IS NULL OR ended_block > %s)", "ended_block <= %s"
+        block_filter = " AND granted_block <= %s"
+        params.append(at_block)
+        flag_params = [at_block]
     # Only the table name, column list and placeholders are formatted in; every value is a parameter.
     sql = (
-        f"SELECT 0, {columns} FROM {table} WHERE {where} AND {unended} "  # noqa: S608
-        f"UNION ALL SELECT * FROM (SELECT 1, {columns} "
-        f"FROM {table} WHERE {where} AND status = %s AND {ended} LIMIT 1) AS revoked"
+        f"SELECT CASE WHEN {unended} THEN 0 ELSE 1 END AS ended, "  # noqa: S608
+        "id, granted_block, expires_at, revoke_requested_at, revoke_failure_reason "
+        f"FROM {Consent._meta.db_table} "
+        "WHERE patient_address = %s AND grantee_address = %s AND purpose = %s "
+        f"AND scope_hash IN ({placeholders}) AND granted_block IS NOT NULL{block_filter} "
+        f"AND ({unended} OR (status = %s AND {revoked})) "
+        "ORDER BY ended, granted_block DESC LIMIT %s"
     )
+    args = [*flag_params, *params, *flag_params, ConsentStatus.REVOKED.value, *flag_params, len(scopes) + 1]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, args)
         rows = cursor.fetchall()
     candidates = [
         (_as_uuid(row[1]), row[2], _as_datetime(row[3]), _as_datetime(row[4]), row[5])
         for row in rows
         if row[0] == 0
     ]
-    candidates.sort(key=lambda row: row[1], reverse=True)  # newest first: the one an allow names
     return candidates, len(candidates) < len(rows)
 
 
