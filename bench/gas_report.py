@@ -1,13 +1,13 @@
 """Measures the gas of HealthHash's contract paths with real receipts on a dev chain and prints the figures.
 
-`measure_gas(w3, contracts)` is what the benchmark calls; `python -m bench.gas_report` starts its own
+`measure_gas(w3, contracts)` is what the benchmark calls; `manage.py gas_report` starts its own
 anvil, deploys, measures and prints. Needs a node with unlocked funded accounts (anvil).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from eth_account import Account
@@ -310,8 +310,8 @@ def measure_training_gas(w3: Web3, directory: Contract, *, relayer: str) -> dict
 TARGETS.update({"gas_update": 60_000, "gas_model_version": 60_000})
 
 
-def main() -> None:
-    """Starts anvil, deploys, measures and prints the figures against the targets."""
+def print_gas_report(*, say: Callable[[str], Any] = print) -> dict[str, int]:
+    """Starts anvil, deploys, measures and prints the figures against the targets (`manage.py gas_report`)."""
     from contracts.node import start_anvil
 
     node = start_anvil()
@@ -324,8 +324,5 @@ def main() -> None:
     for name, gas in figures.items():
         target = TARGETS.get(name)
         verdict = "" if target is None else f"  (target <= {target:,}: {'ok' if gas <= target else 'OVER'})"
-        print(f"{name:32} {gas:>12,}{verdict}")
-
-
-if __name__ == "__main__":
-    main()
+        say(f"{name:32} {gas:>12,}{verdict}")
+    return figures

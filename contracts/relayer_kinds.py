@@ -217,22 +217,22 @@ class ConsentRevokeItem(RelayItem):
         return f"{self.kind}:{self.revoke.consent_key}:{self.revoke.version}"
 
 
-class DirectoryActionKind(RelayKind):
-    """executeBySig reverts on failure, so one item per transaction; success = mined without revert."""
+class _SignedActionKind(RelayKind):
+    """A call that takes one admin-signed message (with its signer) and reverts on failure: one item per
+    transaction; success = mined without revert."""
 
-    name = "directory.action"
-    contract_name = "Directory"
-    function_name = "executeBySig"
     max_batch = 1
+    message_type: type[DirectoryAction] | type[PlanApproval]
+    label: str
 
     def encode_item(self, payload: Mapping[str, Any]) -> Any:
         try:
-            action = DirectoryAction.from_message(_message(payload), field_prefix="message.")
-            return action.calldata(signer=payload["signer"], signature=_signature(payload.get("signature")))
+            message = self.message_type.from_message(_message(payload), field_prefix="message.")
+            return message.calldata(signer=payload["signer"], signature=_signature(payload.get("signature")))
         except BadMessage as exc:
-            raise BadItem(f"bad directory action payload: {exc.field}: {exc.detail}") from exc
+            raise BadItem(f"bad {self.label} payload: {exc.field}: {exc.detail}") from exc
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadItem(f"bad directory action payload: {exc}") from exc
+            raise BadItem(f"bad {self.label} payload: {exc}") from exc
 
     def call_args(self, encoded: list[Any]) -> list[Any]:
         (only,) = encoded
@@ -242,6 +242,14 @@ class DirectoryActionKind(RelayKind):
         self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
     ) -> list[Outcome]:
         return [CONFIRMED for _ in payloads]
+
+
+class DirectoryActionKind(_SignedActionKind):
+    name = "directory.action"
+    contract_name = "Directory"
+    function_name = "executeBySig"
+    message_type = DirectoryAction
+    label = "directory action"
 
 
 @dataclass(frozen=True)
@@ -382,31 +390,12 @@ def get_kind(name: str) -> RelayKind:
 #   (0x-hex bytes32 members, round an int), published by the relayer itself (it holds OPERATOR_ROLE).
 
 
-class TrainingPlanApprovalKind(RelayKind):
-    """approvePlanBySig reverts on failure, so one item per transaction; success = mined without revert."""
-
+class TrainingPlanApprovalKind(_SignedActionKind):
     name = "training.plan_approval"
     contract_name = "TrainingRegistry"
     function_name = "approvePlanBySig"
-    max_batch = 1
-
-    def encode_item(self, payload: Mapping[str, Any]) -> Any:
-        try:
-            approval = PlanApproval.from_message(_message(payload), field_prefix="message.")
-            return approval.calldata(signer=payload["signer"], signature=_signature(payload.get("signature")))
-        except BadMessage as exc:
-            raise BadItem(f"bad plan approval payload: {exc.field}: {exc.detail}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadItem(f"bad plan approval payload: {exc}") from exc
-
-    def call_args(self, encoded: list[Any]) -> list[Any]:
-        (only,) = encoded
-        return list(only)
-
-    def outcomes(
-        self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
-    ) -> list[Outcome]:
-        return [CONFIRMED for _ in payloads]
+    message_type = PlanApproval
+    label = "plan approval"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from access.audit.decisions import AccessDecision
@@ -205,8 +205,13 @@ def _skip_anchored_seqs(heads: dict[str, AuditChainHead]) -> None:
     floors = {patient: head.anchored_seq for patient, head in heads.items()}
     patients = list(heads)
     for start in range(0, len(patients), _LOCK_CHUNK):
+        # Only leaves past each head: an index range scan (patient_address, seq) that is empty in the
+        # normal case, so every write pays one cheap query, not a scan of the patient's anchored history.
+        past_head = Q()
+        for patient in patients[start : start + _LOCK_CHUNK]:
+            past_head |= Q(patient_address=patient, seq__gt=max(heads[patient].seq, floors[patient]))
         anchored = (
-            AuditAnchorLeaf.objects.filter(patient_address__in=patients[start : start + _LOCK_CHUNK])
+            AuditAnchorLeaf.objects.filter(past_head)
             .exclude(batch__status=AuditBatchStatus.FAILED)  # never reached the chain
             .values_list("patient_address")
             .annotate(top=Max("seq"))
