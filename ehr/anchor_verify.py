@@ -1,7 +1,7 @@
 """`verify_records`: every anchored record batch checked against the root the chain holds NOW (an eth_call of
 `recordRootOf(batchId)` per batch, not the indexed copy), and the records not anchored yet reported with
-their age. Kept in ehr (access's `verify_audit` may not import ehr); the leaf and tree encoding are
-ehr.anchoring's.
+their age. Kept in ehr (access may not import ehr): EhrConfig.ready() registers `companion_check` so
+`verify_audit` runs it too; the leaf and tree encoding are ehr.anchoring's.
 
 Per batch: the chain's root must equal the root recomputed from the batch's records as the database holds
 them now (id, patient, digest, in position order), the count must match, and each record's stored proof
@@ -89,3 +89,17 @@ def verify_records() -> RecordsReport:
         report.problems += problems
     report.backlog = anchoring.anchor_backlog()
     return report
+
+
+def companion_check() -> tuple[bool, list[str]]:
+    """`verify_records` as a line-per-finding check for `verify_audit` (access.audit.companions). With no
+    node the record roots cannot be read from the chain: that is a failure, not an OK from the database."""
+    try:
+        report = verify_records()
+    except client.ChainUnavailable as exc:
+        return False, [f"record roots NOT checked: {exc.detail}"]
+    summary = (
+        f"{report.records_checked} records in {report.batches_checked} anchored batches checked against "
+        f"the chain: {'OK' if report.ok else f'{len(report.problems)} PROBLEMS'}"
+    )
+    return report.ok, [*report.problems, summary, report.unanchored_line()]

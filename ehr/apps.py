@@ -27,12 +27,15 @@ class EhrConfig(AppConfig):
 
     def ready(self) -> None:
         # access and contracts must not import ehr, so ehr plugs itself in here.
+        from access.audit.companions import register_companion_check
         from access.consent.requests import register_record_category_lookup
         from access.consent.scopes import register_record_owner_check
-        from ehr import anchor_handlers
+        from ehr import anchor_handlers, anchor_verify
         from ehr import keys as record_keys
 
         register_record_owner_check(_record_belongs_to)
         record_keys.register_sealed_columns()  # record data keys rotate with `rotate_kek`
         register_record_category_lookup(_record_category)
         anchor_handlers.register()
+        # verify_audit checks the record roots on chain too (access may not import ehr).
+        register_companion_check("records", anchor_verify.companion_check)

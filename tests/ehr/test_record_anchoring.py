@@ -238,3 +238,17 @@ def test_verify_records_command_exits_1_on_a_problem_and_says_why(personas: Any)
     with pytest.raises(SystemExit) as exited:
         call_command("verify_records", stdout=io.StringIO(), stderr=io.StringIO())
     assert exited.value.code == 1
+
+
+def test_verify_audit_also_checks_record_roots_and_fails_on_a_moved_record(personas: Any) -> None:
+    created = _import(personas.alice, 2)
+    call_command("anchor_records", "--wait", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "records: 2 records in 1 anchored batches checked against the chain: OK" in out.getvalue()
+    Record.objects.filter(pk=created[0].pk).update(patient_address=personas.dave.eth_address)
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("verify_audit", stdout=out)
+    assert exited.value.code == 1
+    assert f"BREAK records: record {created[0].id}" in out.getvalue()

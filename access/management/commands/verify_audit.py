@@ -1,6 +1,7 @@
 """`manage.py verify_audit [--json]`: check every access-log chain, copied column, head and anchor (the
-roots read from the chain itself); exit 1 on a break. NOTE lines say what could not be checked, e.g. the
-entries not yet anchored."""
+roots read from the chain itself), then the checks other apps registered (ehr: every anchored record's
+Merkle proof against its root on chain); exit 1 on a break. NOTE lines say what could not be checked,
+e.g. the entries not yet anchored."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from access.audit.companions import run_companion_checks
 from access.audit.verify import verify_audit
 
 
@@ -25,8 +27,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = verify_audit()
+        companions = run_companion_checks()
         if options["json"]:
             body = asdict(report) | {"ok": report.ok, "entries_per_s": round(report.entries_per_s)}
+            body["companions"] = [{"name": n, "ok": ok, "lines": lines} for n, ok, lines in companions]
             self.stdout.write(json.dumps(body))
         else:
             for found in report.breaks:
@@ -34,5 +38,8 @@ class Command(BaseCommand):
             self.stdout.write(report.summary())
             for note in report.notes:
                 self.stdout.write(f"NOTE {note}")
-        if not report.ok:
+            for name, ok, lines in companions:
+                for line in lines:
+                    self.stdout.write(f"{name}: {line}" if ok else f"BREAK {name}: {line}")
+        if not report.ok or not all(ok for _, ok, _ in companions):
             sys.exit(1)

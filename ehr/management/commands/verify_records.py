@@ -1,5 +1,6 @@
 """`manage.py verify_records`: check every anchored record against the Merkle root read from the chain, and
-report the records not anchored yet with their age; exit 1 on any problem."""
+report the records not anchored yet with their age; exit 1 on any problem. `verify_audit` runs the same
+check after the access log's."""
 
 from __future__ import annotations
 
