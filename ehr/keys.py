@@ -9,6 +9,7 @@ wrapped key copied onto another row opens.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from django.conf import settings
 from ehr.models import Record
 from healthhash import key_rotation, sealing
 from healthhash.errors import DomainError, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class KeyUnavailableError(Unavailable):
@@ -43,7 +46,11 @@ def key_ring() -> sealing.KeyRing:
     try:
         return _ring_for(settings.KEY_ENCRYPTION_KEYS)
     except (ValueError, OSError) as exc:
-        raise KeyUnavailableError(f"the key-encryption keys are not available: {exc}") from exc
+        # The detail (a file path, a malformed entry) is for the operator's log, never the API answer.
+        log.error("the key-encryption key ring cannot be loaded: %s", exc)
+        raise KeyUnavailableError(
+            "the key-encryption keys are not available; the server's operator has been told why"
+        ) from exc
 
 
 def _aad(record_id: uuid.UUID, patient_address: str) -> bytes:

@@ -114,6 +114,17 @@ def test_no_kek_configured_refuses_to_create(personas: Any, settings: Any) -> No
     _nothing_written()
 
 
+def test_kek_file_missing_is_503_without_the_servers_path(
+    personas: Any, settings: Any, tmp_path: Any
+) -> None:
+    record = records.create_record(actor=personas.alice, patient=personas.alice, resource=observation())
+    missing = tmp_path / "secret-dir" / "kek-file"
+    settings.KEY_ENCRYPTION_KEYS = str(missing)
+    response = personas.client_for(personas.alice).get(f"/api/records/{record.id}")
+    assert response.status_code == 503 and response.json()["error"] == "key_unavailable"
+    assert "secret-dir" not in response.content.decode() and str(tmp_path) not in response.content.decode()
+
+
 def test_chain_down_stores_the_record_and_the_anchor_waits(personas: Any, settings: Any) -> None:
     live_rpc = settings.ETH_RPC_URL
     settings.ETH_RPC_URL = f"http://127.0.0.1:{_free_port()}"
