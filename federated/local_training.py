@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from federated.models import N_FEATURES, InvalidPlan, load_model
+from federated.networks import N_FEATURES, InvalidPlan, load_model
 from federated.privacy import DPConfig, DPRound
 from federated.proximal import ProximalTerm
 

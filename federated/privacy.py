@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from federated.models import InvalidPlan
+from federated.networks import InvalidPlan
 
 LEDGER_FORMAT = 1
 

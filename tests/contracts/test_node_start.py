@@ -131,6 +131,7 @@ def test_a_one_off_command_with_no_node_says_so_and_starts_no_chain(command: lis
     )
     said = done.stdout + done.stderr
     assert f"no chain node answers at http://127.0.0.1:{port}" in said, said
+    assert done.returncode == 1, said  # a script must not take "nothing indexed" for success
     assert not _listening(port) and _anvils_on(port) == []
 
 

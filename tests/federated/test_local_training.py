@@ -16,7 +16,7 @@ from sklearn.datasets import load_breast_cancer
 from federated.features import N_FEATURES as FEATURES_OF_THE_TASK
 from federated.local_training import round_seed, train_locally
 from federated.metrics import evaluate
-from federated.models import (
+from federated.networks import (
     MODEL_NAMES,
     N_FEATURES,
     FeatureMoments,
@@ -270,7 +270,7 @@ def test_bad_training_settings_are_refused_naming_the_field(overrides: dict[str,
 def test_the_worker_side_modules_import_without_django() -> None:
     code = (
         "import sys\n"
-        "import federated.models, federated.local_training, federated.metrics, federated.privacy\n"
+        "import federated.networks, federated.local_training, federated.metrics, federated.privacy\n"
         "roots = {name.split('.')[0] for name in sys.modules}\n"
         "loaded = roots & {'django', 'healthhash', 'opacus'}\n"
         "assert not loaded, loaded\n"

@@ -13,7 +13,7 @@ from sklearn.datasets import load_breast_cancer
 
 from federated.local_training import LocalResult, train_locally
 from federated.metrics import evaluate
-from federated.models import FeatureMoments, InvalidPlan, initial_weights, load_model
+from federated.networks import FeatureMoments, InvalidPlan, initial_weights, load_model
 from federated.privacy import (
     DPConfig,
     DPRound,

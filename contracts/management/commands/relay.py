@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from contracts import relayer
 
@@ -37,6 +37,9 @@ class Command(BaseCommand):
                     f"{report.waiting_txs} waiting ({report.seconds:.2f}s)"
                 )
             if not options["follow"]:
+                if report.unavailable:
+                    # Items stay queued; a one-off run that reached no node must not look like success.
+                    raise CommandError("no chain node answered; the outbox items stay queued")
                 return
             if not report.items_claimed:  # busy: go again at once; idle: wait a little
                 time.sleep(options["interval"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from contracts import client, indexer
 
@@ -34,6 +34,9 @@ class Command(BaseCommand):
                         )
                     )
             except client.ChainUnavailable as exc:
+                if not options["follow"]:
+                    # A one-off run that indexed nothing must not look like a success to a script.
+                    raise CommandError(str(exc)) from exc
                 self.stderr.write(str(exc))
             if not options["follow"]:
                 return
