@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from contracts import client
 from contracts.models import OutboxItem
 from contracts.relayer_kinds import BadItem, RelayItem, get_kind
 from healthhash.errors import DomainError
@@ -94,3 +95,15 @@ def kick_relayer() -> None:
         relay_outbox.delay()
     except Exception:  # any broker error is logged and swallowed, by design
         log.warning("could not kick the relayer task; the periodic run will pick the item up", exc_info=True)
+
+
+def next_nonce(*, contract_name: str, kind: str, signer: str) -> int:
+    """The contract's `nonces(signer)` plus the signer's items of `kind` still on their way to the chain:
+    the nonce the signer's next signed action must carry (Directory actions, plan approvals)."""
+    mined = int(client.call(contract_name, "nonces", signer))
+    queued = OutboxItem.objects.filter(
+        kind=kind,
+        payload__signer=signer,
+        status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT],
+    ).count()
+    return mined + queued

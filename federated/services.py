@@ -227,17 +227,6 @@ def update_plan(*, job: TrainingJob, admin: User, **changes: Any) -> TrainingJob
 # --------------------------------------------------------------------------- approvals
 
 
-def _next_nonce(signer: str) -> int:
-    """TrainingRegistry's nonce of `signer`, counting its approvals still on their way to the chain."""
-    mined = int(client.call("TrainingRegistry", "nonces", signer))
-    queued = OutboxItem.objects.filter(
-        kind=TrainingPlanApprovalItem.kind,
-        payload__signer=signer,
-        status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT],
-    ).count()
-    return mined + queued
-
-
 def _participation_of(job: TrainingJob, admin: User) -> JobHospital:
     """The row of the hospital `admin` runs; 404 when it does not take part (the job is not theirs to see)."""
     if admin.role != Role.HOSPITAL_ADMIN or admin.hospital_id is None:
@@ -281,7 +270,9 @@ def approve_plan(*, job: TrainingJob, admin: User, password: str) -> OutboxItem:
         hospital_id=bytes.fromhex(row.hospital.hospital_id.removeprefix("0x")),
         job_id=bytes.fromhex(job.job_id.removeprefix("0x")),
         plan_hash=bytes.fromhex(job.plan_hash.removeprefix("0x")),
-        nonce=_next_nonce(signer.address),
+        nonce=outbox.next_nonce(
+            contract_name="TrainingRegistry", kind=TrainingPlanApprovalItem.kind, signer=signer.address
+        ),
         deadline=int(time.time()) + settings.CONSENT_SIGNATURE_TTL_S,
     )
     domain = Domain(client.chain_id(), client.deployment_address("TrainingRegistry"))

@@ -34,17 +34,6 @@ from contracts.typed_data import (
 from healthhash.errors import Conflict, DomainError, Forbidden, NotFound
 
 
-def _next_nonce(signer: str) -> int:
-    """The Directory nonce of `signer`, counting its actions still on their way to the chain."""
-    mined = int(client.call("Directory", "nonces", signer))
-    queued = OutboxItem.objects.filter(
-        kind=DirectoryActionItem.kind,
-        payload__signer=signer,
-        status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT],
-    ).count()
-    return mined + queued
-
-
 @transaction.atomic
 def queue_directory_action(
     *, signer: LocalAccount, op: int, hospital_id: str, subject: str = ZERO_ADDRESS, admin: str = ZERO_ADDRESS
@@ -54,7 +43,9 @@ def queue_directory_action(
         hospital_id=bytes.fromhex(hospital_id.removeprefix("0x")),
         subject=subject,
         admin=admin,
-        nonce=_next_nonce(signer.address),
+        nonce=outbox.next_nonce(
+            contract_name="Directory", kind=DirectoryActionItem.kind, signer=signer.address
+        ),
         deadline=int(time.time()) + settings.CONSENT_SIGNATURE_TTL_S,
     )
     domain = Domain(client.chain_id(), client.deployment_address("Directory"))
