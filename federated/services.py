@@ -232,7 +232,8 @@ def _participation_of(job: TrainingJob, admin: User) -> JobHospital:
     if admin.role != Role.HOSPITAL_ADMIN or admin.hospital_id is None:
         raise Forbidden("only a hospital's admin approves a training plan for it")
     row = (
-        JobHospital.objects.select_for_update()
+        # outbox_item is nullable (a LEFT JOIN), which PostgreSQL will not lock: lock only this row.
+        JobHospital.objects.select_for_update(of=("self",))
         .select_related("hospital", "outbox_item")
         .filter(job=job, hospital_id=admin.hospital_id)
         .first()
