@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 
 from django.db import transaction
+from eth_utils import to_checksum_address
 
 from access.audit.log import AccessEvent, record_accesses
 from access.consent import rule as consent_rule
@@ -117,6 +118,22 @@ def _released_rows(hospital: Hospital, pinned_block: int) -> list[Record]:
         .order_by("patient_address", "id")
         .only("id", "patient_address", "cid", "digest", "content_type", "wrapped_key")
     )
+
+
+def released_patients(*, hospital: Hospital, pinned_block: int) -> set[str]:
+    """The patients whose records a release to `hospital` at `pinned_block` holds (checksummed addresses):
+    the coordinator checks an update's patients against them without unwrapping any key."""
+    consents = consent_rule.covering_consents(
+        grantee_address=hospital.account_address, purpose=Purpose.TRAINING, at_block=pinned_block
+    )
+    covered = consent_rule.covered_records(consents, records=Record.objects.all())
+    rows = (
+        Record.objects.filter(covered, content_type=FHIR_JSON)
+        .order_by()
+        .values_list("patient_address", flat=True)
+        .distinct()
+    )
+    return {to_checksum_address(address) for address in rows}
 
 
 def _released(row: Record) -> ReleasedRecord:

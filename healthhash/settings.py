@@ -11,7 +11,7 @@ from pathlib import Path
 
 import environ
 
-from healthhash import local_secrets
+from healthhash import local_secrets, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Periodic training jobs: beat reads its schedule from these tables (DatabaseScheduler).
+    "django_celery_beat",
     "contracts",
     "access",
     "ehr",
@@ -50,7 +52,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of a request, and its answer, carry the request id.
+    "healthhash.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The web portal's built files (frontend/dist) at /; everything else falls through to Django.
+    "healthhash.portal.PortalFilesMiddleware",
     # Before anything reads the body: size limits, trailing slashes, and JSON errors on /api/.
     "healthhash.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -111,6 +117,11 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The web portal, built by `make setup` (Vite): WhiteNoise serves its files at /, healthhash.portal its
+# index.html at every other non-API path. Vite names assets by content hash, so they are cached for good.
+PORTAL_DIST_DIR = BASE_DIR / "frontend" / "dist"
+WHITENOISE_ROOT = PORTAL_DIST_DIR
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/assets/.+-[0-9A-Za-z_-]{8}\.(?:js|css)$"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -190,20 +201,20 @@ RECORD_ANCHOR_BATCH_MIN = env.int("RECORD_ANCHOR_BATCH_MIN", default=100)
 RECORD_ANCHOR_MAX_WAIT_S = env.float("RECORD_ANCHOR_MAX_WAIT_S", default=600.0)
 
 # --- Celery --------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL == "filesystem://":
-    _queue_dir = VAR_DIR / "celery" / "queue"
-    _queue_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_queue_dir),
-        "data_folder_out": str(_queue_dir),
-        "processed_folder": str(VAR_DIR / "celery" / "processed"),
-        "control_folder": str(VAR_DIR / "celery" / "control"),
-        "store_processed": False,
-    }
+# The embedded broker is a SQLite file (kombu's SQLAlchemy transport): several consumers (the server worker,
+# one hospital worker per queue) share it safely, which the filesystem:// transport did not (a consumer
+# died reading a half-written message). Consumers poll it every CELERY_BROKER_POLL_S.
+_embedded_broker = VAR_DIR / "celery" / "broker.sqlite3"
+_embedded_broker.parent.mkdir(parents=True, exist_ok=True)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=f"sqla+sqlite:///{_embedded_broker}")
+if CELERY_BROKER_URL.startswith("sqla+"):
+    # healthhash/broker.py makes kombu's transport take this option (and use WAL and a 30 s busy timeout).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": env.float("CELERY_BROKER_POLL_S", default=0.05)}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
+# A task whose worker died (SIGKILL, OOM) goes back to the queue instead of being acknowledged as failed.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "sync-chain": {
@@ -222,20 +233,47 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ehr.tasks.anchor_records",
         "schedule": env.float("RECORD_ANCHOR_EVERY_S", default=60.0),
     },
+    # Training rounds whose broker messages were lost: resend their tasks, close them at their deadline.
+    "sweep-training-rounds": {
+        "task": "federated.tasks.sweep_rounds",
+        "schedule": env.float("TRAINING_SWEEP_EVERY_S", default=5.0),
+    },
 }
+# The relayer and the indexer run as beat tasks (the demo: one worker does it all) or as their own processes
+# (`manage.py serve` and production: `relay --follow`, `sync_chain --follow`), never both: a process of its
+# own relays within a second of a write and leaves the worker's slots to the tasks.
+CHAIN_LOOP_BEAT_ENTRIES = ("sync-chain", "relay-outbox")
+CHAIN_LOOPS_IN_BEAT = env.bool("CHAIN_LOOPS_IN_BEAT", default=True)
+if not CHAIN_LOOPS_IN_BEAT:
+    CELERY_BEAT_SCHEDULE = {
+        name: entry for name, entry in CELERY_BEAT_SCHEDULE.items() if name not in CHAIN_LOOP_BEAT_ENTRIES
+    }
 
 # Error reports (the debug page, error e-mails) mask the KEK, keys and credential-bearing URLs.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "healthhash.errors.SecretSettingsFilter"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # kombu warns on every publish to the host-less filesystem:// broker URL; nothing is wrong.
-    "loggers": {"kombu.connection": {"level": "ERROR"}},
+# "plain" for a person (the demo, the tests), "json" for a log pipeline: one object per line, the request
+# id on each, secrets redacted (healthhash/logs.py). `manage.py serve` runs its processes with json.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOGGING = logs.logging_config(LOG_FORMAT, level=env.str("LOG_LEVEL", default="INFO"))
+LOGGING_CONFIG = "healthhash.logs.configure_logging"
+# One line per request (method, path, status, ms); off in plain mode, where runserver writes its own.
+LOG_REQUESTS = env.bool("LOG_REQUESTS", default=LOG_FORMAT == "json")
+# In json mode the Celery worker keeps the LOGGING above instead of installing its own plain handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- serving -------------------------------------------------------------------------------------
+# gunicorn (healthhash/gunicorn_conf.py, `manage.py serve`): processes, and threads in each (gthread).
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=2)
+WEB_THREADS = env.int("WEB_THREADS", default=4)
+# GET /api/health asks each component, each within HEALTH_TIMEOUT_S; an app owns its component's check.
+HEALTH_CHECKS = {
+    "database": "healthhash.health.check_database",
+    "broker": "healthhash.health.check_broker",
+    "chain": "contracts.health.check_chain",
+    "store": "ehr.health.check_store",
 }
+HEALTH_TIMEOUT_S = env.float("HEALTH_TIMEOUT_S", default=1.0)
 
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
