@@ -1,0 +1,200 @@
+"""`manage.py hospital_worker` as production runs it: its own process on a real broker (the embedded SQLite
+broker; Redis db 6 too when CELERY_BROKER_URL says Redis, as CI's second run does), consuming the tasks the
+coordinator dispatches to `hospital.general-hospital` and delivering its moments and its update through
+the live API, while the database is unreachable from it and its KEK is another, random one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from contracts.node import start_anvil
+from federated import rounds
+from federated.models import RoundUpdate, TrainingJob
+from healthhash.celery import app as celery_app
+from healthhash.sealing import new_kek_entry
+from tests.conftest import PASSWORD
+from tests.federated.release_setup import _test_kek, world_fixture  # noqa: F401  (fixtures)
+from tests.federated.worker_setup import (  # noqa: F401  (fixtures)
+    Federation,
+    federation_fixture,
+    registry_fixture,
+    training_registry_fixture,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+REDIS_BROKER = "redis://127.0.0.1:6379/6"
+# A PostgreSQL port nothing listens on: any ORM use in the worker fails its task.
+UNREACHABLE_DATABASE = "postgres://healthhash:nothing@127.0.0.1:9/unreachable"
+WAIT_S = 120
+
+
+def _brokers() -> list[str]:
+    return ["embedded", "redis"] if settings.CELERY_BROKER_URL.startswith("redis") else ["embedded"]
+
+
+@pytest.fixture(name="broker_url", params=_brokers())
+def broker_url_fixture(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A real broker for this test, and the app in this process publishing to it (the suite parks
+    messages in memory://): new connection and producer pools for the new URL."""
+    if request.param == "redis":
+        url = REDIS_BROKER
+        redis.Redis.from_url(url).flushdb()
+    else:
+        url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
+    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery's conf.broker_url reads the environment first
+    monkeypatch.setattr(celery_app.conf, "broker_url", url)
+    monkeypatch.setattr(celery_app, "_pool", None)
+    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
+    yield url
+    if request.param == "redis":
+        redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(name="key_file")
+def key_file_fixture(federation: Federation, tmp_path: Path) -> Path:
+    """General Hospital's key, exported by its admin for the worker."""
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD)
+    key_file = tmp_path / "general.key"
+    call_command(
+        "export_hospital_key",
+        "--hospital",
+        "general-hospital",
+        "--out",
+        str(key_file),
+        "--password-file",
+        str(password_file),
+    )
+    return key_file
+
+
+@pytest.fixture(name="worker")
+def worker_fixture(
+    federation: Federation, broker_url: str, key_file: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    env = os.environ | {
+        "DATABASE_URL": UNREACHABLE_DATABASE,
+        "HEALTHHASH_KEK": new_kek_entry("not-the-servers-kek"),
+        "ETH_RPC_URL": settings.ETH_RPC_URL,
+        "CELERY_BROKER_URL": broker_url,
+        "HEALTHHASH_VAR_DIR": str(tmp_path / "worker-var"),
+        "IPFS_API_URL": "",
+    }
+    command = [
+        sys.executable,
+        "manage.py",
+        "hospital_worker",
+        "--hospital",
+        "general-hospital",
+        "--key-file",
+        str(key_file),
+        "--api-url",
+        federation.api_url,
+        "--state-dir",
+        str(tmp_path / "worker-state"),
+        "--store-dir",
+        str(settings.IPFS_LOCAL_DIR),
+    ]
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for(lambda: "ready." in log_path.read_text(), process, log_path, what="the worker to start")
+        yield process, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for(
+    condition: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, *, what: str
+) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert process.poll() is None, f"the worker died waiting for {what}:\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{log.read_text()[-4000:]}"
+        time.sleep(0.25)
+
+
+def _status(job: TrainingJob, number: int, federation: Federation) -> str:
+    row = RoundUpdate.objects.filter(
+        round__job=job, round__number=number, hospital=federation.personas.general
+    ).first()
+    return "" if row is None else row.status
+
+
+def test_the_hospital_worker_process_delivers_its_rounds_without_the_database(
+    federation: Federation, worker: tuple[subprocess.Popen[bytes], Path]
+) -> None:
+    process, log = worker
+    job = federation.start(federation.job())  # round 0 goes to hospital.general-hospital on the broker
+
+    _wait_for(lambda: _status(job, 0, federation) != "dispatched", process, log, what="round 0's moments")
+    assert _status(job, 0, federation) == RoundUpdate.Status.ACCEPTED
+    assert rounds.aggregate_round(job=job, number=0) is not None  # round 1 is dispatched after commit
+
+    _wait_for(lambda: _status(job, 1, federation) != "dispatched", process, log, what="round 1's update")
+    row = RoundUpdate.objects.get(round__job=job, round__number=1, hospital=federation.personas.general)
+    assert row.status == RoundUpdate.Status.ACCEPTED, (row.reason_code, row.reason_detail)
+    assert row.sample_count == 1 and row.signature.startswith("0x")
+    # The worker's own account of it, once the answer reached it.
+    _wait_for(lambda: "round 1: accepted" in log.read_text(), process, log, what="the worker's log")
+    text = log.read_text()
+    assert "round 0: moments_sent" in text
+    assert "OperationalError" not in text and "Traceback" not in text
+
+
+def test_a_worker_whose_node_is_another_chain_refuses_to_start(
+    federation: Federation, key_file: Path, tmp_path: Path
+) -> None:
+    other_chain = start_anvil(chain_id=4242)
+    try:
+        finished = subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "hospital_worker",
+                "--hospital",
+                "general-hospital",
+                "--key-file",
+                str(key_file),
+                "--api-url",
+                federation.api_url,
+                "--state-dir",
+                str(tmp_path / "worker-state"),
+            ],
+            cwd=settings.BASE_DIR,
+            env=os.environ
+            | {
+                "DATABASE_URL": UNREACHABLE_DATABASE,
+                "ETH_RPC_URL": other_chain.rpc_url,
+                "HEALTHHASH_VAR_DIR": str(tmp_path / "worker-var"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
+    finally:
+        other_chain.stop()
+    assert finished.returncode != 0
+    assert "answers for chain 4242, the API runs on chain 31337" in finished.stderr
+    assert not (tmp_path / "worker-state").exists()
