@@ -23,6 +23,7 @@ class AccessAction(models.TextChoices):
     BREAK_GLASS = "break_glass"
     TAMPER = "tamper"
     RELEASE = "release"  # records released (keys sealed to a hospital) for a training job
+    PREDICT = "predict"  # a model version answered a doctor about the patient (federated/predictions.py)
 
 
 class AccessOutcome(models.TextChoices):
