@@ -5,7 +5,7 @@ PYTEST := $(VENV)/bin/pytest
 PYTHON ?= python3
 
 .PHONY: setup demo test bench lint serve
-setup: $(VENV)/.installed contracts/node_modules/.installed tests/js/node_modules/.installed
+setup: $(VENV)/.installed contracts/node_modules/.installed tests/js/node_modules/.installed frontend/dist/.built
 
 # requirements-dev.txt includes requirements.txt and adds the test, lint and type-check tools.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -21,9 +21,26 @@ tests/js/node_modules/.installed: tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The web portal: npm ci from its lockfile, then a type-checked Vite build into frontend/dist (served by
+# Django at /), redone only when a source, the lockfile or the build config changed.
+PORTAL_SOURCES := $(shell find frontend/src -type f) frontend/index.html frontend/package.json \
+	frontend/vite.config.ts frontend/tsconfig.json
+frontend/node_modules/.installed: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/.built: frontend/node_modules/.installed $(PORTAL_SOURCES)
+	cd frontend && npm run --silent build
+	touch $@
+
 # The main job on embedded defaults: chain, contracts, demo data, a narrated scenario, then the API.
 demo: setup
 	$(PY) manage.py demo
+
+# The production shape on this machine: gunicorn, Celery worker with beat, relayer, indexer (JSON logs),
+# on DATABASE_URL, CELERY_BROKER_URL and ETH_RPC_URL (embedded defaults when unset). Ctrl-C stops all.
+serve: setup
+	$(PY) manage.py serve
 
 test: setup
 	$(PYTEST) -q

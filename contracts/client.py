@@ -144,6 +144,23 @@ def rpc_batch(calls: list[tuple[str, list[Any]]]) -> list[Any]:
     return [r["result"] for r in by_id]
 
 
+def rpc_batch_within(calls: list[tuple[str, list[Any]]], *, timeout_s: float) -> list[Any]:
+    """`rpc_batch` that gives up after `timeout_s` (the health check): a node that hangs must not hold the
+    caller for RPC_TIMEOUT_S. Raises ChainUnavailable or ChainRpcError like the others."""
+    payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    with node_errors():
+        response = requests.post(rpc_url(), json=payload, timeout=timeout_s)
+        response.raise_for_status()
+    answers = response.json()
+    if not isinstance(answers, list):  # the node rejected the whole batch
+        raise ChainRpcError(str(answers.get("error") if isinstance(answers, dict) else answers))
+    by_id = sorted(answers, key=lambda r: r["id"])
+    for answer in by_id:
+        if "error" in answer:
+            raise ChainRpcError(str(answer["error"].get("message")), data=answer["error"].get("data"))
+    return [answer["result"] for answer in by_id]
+
+
 def reset_caches() -> None:
     """Forget cached connections, chain ids and accounts (tests switch ETH_RPC_URL and keys)."""
     _web3_by_url.clear()

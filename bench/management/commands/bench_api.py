@@ -1,0 +1,229 @@
+"""`manage.py bench_api [--clients 16] [--seconds 30]`: the API under load, on the production shape.
+
+It runs in a state of its own (a folder under var/tmp: database, store, secrets, broker; a fresh
+PostgreSQL database `<name>_bench_api` when DATABASE_URL is PostgreSQL; its own dev chain on a free
+port): the command starts itself again inside that state, starts `manage.py serve` on a free port,
+gives the demo consortium records and consents, then drives doctors, patients and a granting patient
+concurrently (bench/api_load.py). Per operation: requests/s, p50, p99, errors (any answer but the
+expected one). For the run: every allowed open has exactly one access-log entry, the grants submitted
+during the load were mined, and `verify_audit` finds no break. A table, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from bench import api_world
+from bench.api_load import EXPECTED, Persona, Sample, run_load, split_clients
+from bench.report import report_figures
+from contracts.node import free_port
+from demo import processes
+from healthhash.database_url import current_database_url
+
+INSIDE = "HEALTHHASH_BENCH_API_INSIDE"
+TARGETS = {
+    "sqlite": {"open_p99_ms": ("<=", 250.0), "errors": ("<=", 0), "access_log_mismatch": ("<=", 0)},
+    "postgresql": {
+        "open_per_s": (">=", 300.0),
+        "open_p99_ms": ("<=", 100.0),
+        "errors": ("<=", 0),
+        "access_log_mismatch": ("<=", 0),
+    },
+}
+GRANTS_MINED_WITHIN_S = 60.0
+
+
+class Command(BaseCommand):
+    help = "Load-test the API on the production shape (gunicorn, worker, relayer, indexer): req/s, p50, p99."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--clients", type=int, default=16)
+        parser.add_argument("--seconds", type=float, default=30.0, help="measured, after the warm-up")
+        parser.add_argument("--warmup", type=float, default=3.0)
+        parser.add_argument("--records", type=int, default=5, help="records per demo patient")
+        parser.add_argument("--workers", type=int, default=settings.WEB_CONCURRENCY)
+        parser.add_argument("--threads", type=int, default=settings.WEB_THREADS)
+        parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
+        parser.add_argument("--keep", action="store_true", help="keep the state folder (and its logs)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if os.environ.get(INSIDE) == "1":
+            self._inside(options)
+        else:
+            self._outside(options)
+
+    # --- outside: a state of its own, then this command again inside it -----------------------------
+
+    def _outside(self, options: dict[str, Any]) -> None:
+        scratch = Path(settings.VAR_DIR) / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        state = Path(tempfile.mkdtemp(prefix="hh-bench-api-", dir=scratch))
+        argv = [
+            f"--clients={options['clients']}",
+            f"--seconds={options['seconds']}",
+            f"--warmup={options['warmup']}",
+            f"--records={options['records']}",
+            f"--workers={options['workers']}",
+            f"--threads={options['threads']}",
+            f"--worker-class={options['worker_class']}",
+        ]
+        env = os.environ | {
+            INSIDE: "1",
+            "HEALTHHASH_VAR_DIR": str(state),
+            "ETH_RPC_URL": "",
+            "DEV_CHAIN_PORT": str(free_port()),
+        }
+        try:
+            with _own_database(env):
+                done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                    [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_api", *argv],
+                    env=env,
+                    check=False,
+                )
+        finally:
+            if options["keep"]:
+                self.stderr.write(f"state kept in {state}")
+            else:
+                shutil.rmtree(state, ignore_errors=True)
+        if done.returncode:
+            raise CommandError(f"the benchmark failed (exit {done.returncode})")
+
+    # --- inside: serve, world, load, checks ---------------------------------------------------------
+
+    def _inside(self, options: dict[str, Any]) -> None:
+        say = self.stderr.write
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with _serving(options, port, say):
+            say("setup: records and consents (mined by the serving relayer)")
+            world = api_world.build_world(records_per_patient=options["records"], say=say)
+            personas = _personas(world, options["clients"])
+            started_at = api_world.now()
+            stats, samples, window = run_load(
+                url, personas, seconds=options["seconds"], warmup_s=options["warmup"], say=say
+            )
+            grants, mined = _grants_mined(started_at)
+            opens_logged = api_world.opens_logged_since(started_at)
+            audit_ok, audit_entries = api_world.audit()
+        opens_ok = sum(1 for s in samples if s.op == "open" and s.status == 200)
+        figures: dict[str, Any] = {
+            "database": connection.vendor,
+            "web": f"{options['workers']} {options['worker_class']}"
+            + (f" x {options['threads']}" if options["worker_class"] == "gthread" else ""),
+            "clients": options["clients"],
+            "seconds": round(window, 1),
+            "requests": sum(stat.count for stat in stats.values()),
+            "errors": sum(stat.errors for stat in stats.values()),
+            "error_statuses": _error_statuses(samples),
+        }
+        for op, stat in sorted(stats.items(), key=lambda item: (item[0] != "open", item[0])):
+            figures[f"{op}_per_s"] = round(stat.count / window, 1)
+            figures[f"{op}_p50_ms"] = stat.percentile(0.50)
+            figures[f"{op}_p99_ms"] = stat.percentile(0.99)
+            figures[f"{op}_errors"] = stat.errors
+        figures |= {
+            "open_ok_requests": opens_ok,
+            "open_log_entries": opens_logged,
+            "access_log_mismatch": abs(opens_logged - opens_ok),
+            "grants_submitted": grants,
+            "grants_mined": mined,
+            "verify_audit_ok": audit_ok,
+            "audit_entries_verified": audit_entries,
+        }
+        report_figures(self.stdout.write, figures, TARGETS.get(connection.vendor, {}))
+
+
+def _personas(world: api_world.World, clients: int) -> list[Persona]:
+    doctors, patients, granters = split_clients(clients)
+    return (
+        [world.doctors[i % len(world.doctors)] for i in range(doctors)]
+        + [world.patients[i % len(world.patients)] for i in range(patients)]
+        + [world.granter] * granters
+    )
+
+
+def _error_statuses(samples: list[Sample]) -> str:
+    """ "status:count,..." of the unexpected answers (0: no answer), all of the run; "" when there is none."""
+    counts = Counter(s.status for s in samples if s.status not in EXPECTED.get(s.op, {200}))
+    return ",".join(f"{status}:{n}" for status, n in sorted(counts.items()))
+
+
+def _grants_mined(started_at: Any) -> tuple[int, int]:
+    deadline = time.monotonic() + GRANTS_MINED_WITHIN_S
+    while True:
+        grants, mined = api_world.grants_since(started_at)
+        if mined == grants or time.monotonic() > deadline:
+            return grants, mined
+        time.sleep(0.5)
+
+
+@contextmanager
+def _own_database(env: dict[str, str]) -> Iterator[None]:
+    """SQLite: the state folder's own file. PostgreSQL: a fresh database beside this one, dropped after."""
+    if connection.vendor != "postgresql":
+        env.pop("DATABASE_URL", None)
+        yield
+        return
+    name = f"{connection.settings_dict['NAME']}_bench_api"
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    env["DATABASE_URL"] = current_database_url().rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _serving(options: dict[str, Any], port: int, say: Any) -> Iterator[None]:
+    """`manage.py serve` on `port` (its output in the state folder) until the block ends; SIGINT stops it."""
+    folder = Path(settings.VAR_DIR)
+    argv = [
+        sys.executable,
+        str(Path(settings.BASE_DIR) / "manage.py"),
+        "serve",
+        f"--addr=127.0.0.1:{port}",
+        f"--workers={options['workers']}",
+        f"--threads={options['threads']}",
+        f"--worker-class={options['worker_class']}",
+    ]
+    with (folder / "serve.out").open("wb") as out, (folder / "serve.err").open("wb") as err:
+        serve = subprocess.Popen(argv, stdout=out, stderr=err)  # noqa: S603 - fixed argv, no shell
+    try:
+        say(f"serve: starting on port {port} (chain, demo consortium, processes)")
+        deadline = time.monotonic() + 600
+        while not _healthy(f"http://127.0.0.1:{port}"):
+            if serve.poll() is not None or time.monotonic() > deadline:
+                tail = (folder / "serve.err").read_text(errors="replace")[-2000:]
+                raise CommandError(f"serve did not become healthy:\n{tail}")
+            time.sleep(1)
+        yield
+    finally:
+        serve.send_signal(signal.SIGINT)
+        try:
+            serve.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
+
+
+def _healthy(url: str) -> bool:
+    answer = processes.health(url, timeout_s=5)
+    return answer is not None and answer[0] == 200
