@@ -1,0 +1,14 @@
+// Names for the schema's shapes that the pages use; all of them come from schema.d.ts (generated).
+import type { components } from "./schema";
+
+type Schemas = components["schemas"];
+export type Me = Schemas["Me"];
+export type Role = Schemas["RoleEnum"];
+export type Consent = Schemas["ConsentOut"];
+export type RecordMeta = Schemas["RecordOut"];
+export type OpenedRecord = Schemas["OpenedRecordOut"];
+export type Doctor = Schemas["Doctor"];
+export type Hospital = Schemas["Hospital"];
+export type Category = Schemas["CategoryEnum"];
+export type Purpose = Schemas["PurposeEnum"];
+export type ErrorBody = Schemas["ApiError"];

@@ -1,0 +1,23 @@
+// Where each role lands and which links its navigation shows.
+import type { Role } from "./api/types";
+
+export function homeOf(role: Role): string {
+  if (role === "patient") return "/records";
+  if (role === "doctor") return "/patients";
+  return "/profile";
+}
+
+export type NavLink = { to: string; label: string };
+
+export function navFor(role: Role): NavLink[] {
+  const own: NavLink[] =
+    role === "patient"
+      ? [
+          { to: "/records", label: "My records" },
+          { to: "/consents", label: "My consents" },
+        ]
+      : role === "doctor"
+        ? [{ to: "/patients", label: "My patients" }]
+        : [];
+  return [...own, { to: "/profile", label: "Profile" }];
+}
