@@ -14,6 +14,7 @@ from access.models import Hospital, User
 from demo.people import address_of
 from ehr import fhir, records
 from ehr.models import Record
+from federated.testset import training_row_indices
 
 WDBC_SYSTEM = "urn:healthhash:wdbc"
 HOSPITAL_SYSTEM = "urn:healthhash:hospital"
@@ -120,8 +121,10 @@ def chart_bundle_for_row(
 def _rows_by_hospital(target: Any, n_hospitals: int, wanted: list[int], seed: int) -> list[list[int]]:
     """For hospital h, `wanted[h]` row indexes whose malignant share is about MALIGNANT_SHARE[h]."""
     rng = random.Random(seed)
-    malignant = [i for i, t in enumerate(target) if int(t) == 0]  # sklearn: 0 = malignant, 1 = benign
-    benign = [i for i, t in enumerate(target) if int(t) == 1]
+    # Never a row of the coordinator's held-out test set: a model is graded on rows no patient holds.
+    rows = training_row_indices()
+    malignant = [i for i in rows if int(target[i]) == 0]  # sklearn: 0 = malignant, 1 = benign
+    benign = [i for i in rows if int(target[i]) == 1]
     rng.shuffle(malignant)
     rng.shuffle(benign)
     picked: list[list[int]] = []

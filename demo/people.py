@@ -6,6 +6,7 @@ The demo password is generated once into var/secrets (never committed) and print
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 
@@ -79,10 +80,26 @@ def create_people(password: str) -> DemoWorld:
     return world
 
 
+def table_patient_key(username: str) -> bytes:
+    """The demo's key for a table patient, derived from the demo's own secret (var/secrets/demo_seed).
+
+    Table patients have no password (no login), so nobody could unlock a managed key for them; the demo
+    plays them by re-deriving their keys, and signs their TRAINING consents as their wallets would.
+    """
+    path = settings.SECRETS_DIR / "demo_seed"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    seed = bytes.fromhex(path.read_text().strip())
+    return hashlib.sha256(b"healthhash demo patient\x00" + seed + username.encode()).digest()
+
+
 def create_table_patients(count: int) -> list[User]:
     """Patients for the demo data set's rows ("wdbc-0001"...): managed keys, no password (no login).
 
-    Skipping password hashing keeps this at a few ms a patient; they exist to own charts.
+    Skipping password hashing keeps this at a few ms a patient; they exist to own charts. Their keys are
+    `table_patient_key`, so the demo can sign for them.
     """
     existing = {u.username: u for u in User.objects.filter(username__startswith="wdbc-")}
     patients = []
@@ -93,7 +110,7 @@ def create_table_patients(count: int) -> list[User]:
             user = User(username=username, role=Role.PATIENT)
             user.set_unusable_password()
             user.save()
-            create_managed_key(user=user)
+            create_managed_key(user=user, private_key=table_patient_key(username))
         patients.append(user)
     return patients
 

@@ -24,10 +24,13 @@ from ehr.anchor_verify import verify_records
 from ehr.anchoring import anchor_all_records
 from ehr.models import Record, RecordAnchorBatch, RecordBatchStatus
 from ehr.records import open_record
+from federated.testset import training_row_indices
 from healthhash.errors import DomainError
 
 Say = Callable[[str], None]
-TABLE_ROWS = 569  # the Breast Cancer Wisconsin (Diagnostic) table that scikit-learn ships
+# The Breast Cancer Wisconsin (Diagnostic) table that scikit-learn ships has 569 rows; the 80% outside the
+# coordinator's held-out test set become charts, one patient per row.
+TABLE_ROWS = len(training_row_indices())
 
 
 def _tx(tx_hash: str) -> str:
@@ -36,7 +39,7 @@ def _tx(tx_hash: str) -> str:
     return f"tx {tx_hash[:18]}…{gas}"
 
 
-def import_charts(world: DemoWorld, say: Say, *, progress_stream: TextIO | None = None) -> None:
+def import_charts(world: DemoWorld, say: Say, *, progress_stream: TextIO | None = None) -> list[User]:
     stream = progress_stream or sys.stdout
     patients = world.patients + create_table_patients(TABLE_ROWS - len(world.patients))
     started = time.perf_counter()
@@ -57,6 +60,7 @@ def import_charts(world: DemoWorld, say: Say, *, progress_stream: TextIO | None 
     anchor_all_records()  # one Merkle root per batch of records, one outbox item each
     _drain_with_progress("anchoring on chain", stream)
     say(f"   {_anchored_records_line()}")
+    return patients
 
 
 def _anchored_records_line() -> str:
@@ -185,9 +189,11 @@ def audit_story(say: Say) -> None:
     )
 
 
-def run_story(world: DemoWorld, say: Say) -> None:
+def run_story(world: DemoWorld, say: Say) -> list[User]:
+    """The story's chapters 1-5; returns the chart holders (for the training chapter)."""
     say("1. Importing the demo charts (Breast Cancer Wisconsin, one patient per row, 3 hospitals)")
-    import_charts(world, say)
+    patients = import_charts(world, say)
     consent_story(world, say)
     break_glass_story(world, say)
     audit_story(say)
+    return patients

@@ -1,8 +1,10 @@
 """`manage.py demo` (what `make demo` runs): chain, contracts, demo consortium and charts, the narrated
-story, then the API on 127.0.0.1:8000 with a Celery worker (relayer, indexer, audit anchoring) beside it."""
+story, then the production shape (gunicorn, Celery worker with beat, relayer, indexer) on 127.0.0.1:8000, a
+federated training job run by one hospital worker per hospital against it, and the API and portal served."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from django.core.management.base import BaseCommand
 from contracts import client
 from demo import people as demo_data
 from demo.story import run_story
+from demo.training import training_story
 
 
 class Command(BaseCommand):
@@ -48,16 +51,35 @@ class Command(BaseCommand):
             self._run(options)
 
     def _run(self, options: dict[str, Any]) -> None:
+        from demo import processes  # it imports celery_worker from this module
+
         say = self.stdout.write
+        if options["verbosity"] < 2:  # the story is the output; -v 2 shows the log lines too
+            logging.getLogger().setLevel(logging.WARNING)
         call_command("seed_demo")
         world = demo_data.create_people(demo_data.demo_password())
         say("")
-        run_story(world, say)
-        if options["no_serve"]:
-            return
-        say(f"\nServing the API on http://{options['addr']}/api/ (OpenAPI: /api/schema/). Ctrl-C stops.")
-        with celery_worker():
-            call_command("runserver", options["addr"], use_reloader=False)
+        patients = run_story(world, say)
+        host, _, port = options["addr"].rpartition(":")
+        web = processes.WebOptions(host or "127.0.0.1", int(port), 2, 4)
+        processes.child_environment(log_format="plain")
+        processes.LOG_DIR = settings.VAR_DIR / "logs"  # the terminal tells the story; the servers log there
+        processes.drop_chain_loops_from_beat()
+        processes.release_database()
+        say(
+            f"\nStarting the production shape on {web.url}: gunicorn, the Celery worker, relayer, indexer "
+            f"(logs in {processes.LOG_DIR})"
+        )
+        with processes.running_processes(web, lambda _line: None) as children:
+            if not processes.wait_until_healthy(web.url, children):
+                for line in processes.describe_health(web.url):
+                    say(line)
+            training_story(world, say, patients=patients, api_url=web.url)
+            if options["no_serve"]:
+                return
+            say(f"\nServing the API on {web.url}/api/ (OpenAPI: /api/schema/) and the portal on {web.url}/.")
+            say("Ctrl-C stops everything.")
+            processes.supervise(children)
 
 
 WORKER_OPTIONS = ("--concurrency", "1", "--loglevel", "warning")
@@ -75,8 +97,9 @@ def celery_worker(*, stop_timeout_s: float = 20.0) -> Iterator[subprocess.Popen[
     """A Celery worker with beat (relayer, indexer, audit anchoring) beside the API, in its own process
     group, so that stopping it also reaches beat and the pool's children: SIGTERM (a warm shutdown),
     then SIGKILL to the whole group if it has not ended in `stop_timeout_s`."""
-    schedule = settings.VAR_DIR / "celery" / "beat-schedule"  # with the other state, not in the cwd
-    schedule.parent.mkdir(parents=True, exist_ok=True)
+    from demo.processes import child_output  # (processes imports this module)
+
+    output = child_output("worker")
     worker = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         [
             sys.executable,
@@ -87,11 +110,16 @@ def celery_worker(*, stop_timeout_s: float = 20.0) -> Iterator[subprocess.Popen[
             "worker",
             "-B",
             *WORKER_OPTIONS,
-            "-s",
-            str(schedule),
+            # beat's schedule (and its state) in the database, where periodic training jobs add theirs
+            "--scheduler",
+            "django_celery_beat.schedulers:DatabaseScheduler",
         ],
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
         start_new_session=True,  # Ctrl-C reaches us, not it: we stop it, in order
     )
+    if output is not None:
+        output.close()
     try:
         yield worker
     finally:
