@@ -146,6 +146,20 @@ def enqueue_aggregation(job_pk: int, number: int) -> None:
         )
 
 
+def redispatch_silent(*, after_s: float) -> int:
+    """Hospitals still silent `after_s` after their task was sent get it again: a worker killed mid-task (kill
+    -9, a lost machine) may take the message with it (kombu's SQLite transport never hands a taken message
+    back; Redis only after its visibility timeout, an hour by default). Their rows go back to "not sent" for
+    `send_round`; a worker that was merely slow answers the repeat as a duplicate. Returns how many."""
+    cutoff = timezone.now() - timedelta(seconds=after_s)
+    return RoundUpdate.objects.filter(
+        status=RoundUpdate.Status.DISPATCHED,
+        dispatched_at__lt=cutoff,
+        round__status=TrainingRound.Status.RUNNING,
+        round__job__status=TrainingJob.Status.RUNNING,
+    ).update(dispatched_at=None)
+
+
 def rounds_waiting_for_dispatch() -> list[int]:
     """Running rounds with a hospital whose task never reached the broker."""
     return list(

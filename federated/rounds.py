@@ -548,7 +548,9 @@ def cancel_job(*, job: TrainingJob, admin: User) -> TrainingJob:
 
 def sweep_rounds(*, aggregation_grace_s: float = 120.0) -> dict[str, int]:
     """What beat runs every few seconds, so that no lost broker message strands a round: send tasks that
-    never reached the broker, close rounds past their deadline, re-run aggregations lost past theirs."""
+    never reached the broker or whose hospital stayed silent (a killed worker), close rounds past their
+    deadline, re-run aggregations lost past theirs."""
+    dispatch.redispatch_silent(after_s=settings.TRAINING_REDISPATCH_AFTER_S)
     resent = sum(
         dispatch.send_round(pk, ttl_s=signature_ttl_s()) for pk in dispatch.rounds_waiting_for_dispatch()
     )

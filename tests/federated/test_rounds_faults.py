@@ -239,3 +239,22 @@ def test_tasks_the_broker_did_not_take_are_sent_again_by_the_sweep(
     assert rounds.sweep_rounds() == {"resent": 0, "closed": 1}
     job.refresh_from_db()
     assert job.failure_reason == "round 0: 0 of quorum 2 updates by the timeout"
+
+
+def test_a_hospital_silent_after_its_task_was_sent_gets_it_again(world: RoundsWorld, broker: Broker) -> None:
+    """A worker killed mid-task may take its message with it (the SQLite transport never returns a taken
+    message; Redis only after an hour): the sweep sends the task again to a hospital still silent after
+    TRAINING_REDISPATCH_AFTER_S, and not to one whose task went out a moment ago."""
+    job = world.job()
+    with world.committed():
+        rounds.start_job(job=job)
+    zero = TrainingRound.objects.get(job=job, number=0)
+    broker.take("hospital.general-hospital")
+    assert rounds.sweep_rounds()["resent"] == 0  # sent a moment ago: not silent yet
+
+    long_ago = timezone.now() - timedelta(seconds=3600)
+    TrainingRound.objects.filter(pk=zero.pk).update(started_at=long_ago)
+    RoundUpdate.objects.filter(round=zero, hospital=world.hospital("general")).update(dispatched_at=long_ago)
+    assert rounds.sweep_rounds()["resent"] == 1  # the silent one only
+    assert [m["kwargs"]["round"] for m in broker.take("hospital.general-hospital")] == [0]
+    assert rounds.sweep_rounds()["resent"] == 0  # sent again just now
