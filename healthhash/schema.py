@@ -35,7 +35,7 @@ class ErrorShapeAutoSchema(AutoSchema):
             statuses[401] = "Not signed in (no session, or an unknown or revoked token)."
         if self.view.authentication_classes or self.method in _UNSAFE_METHODS:
             statuses[403] = "Not allowed for this user (role, consent or CSRF token)."
-        if "{" in self.path:
+        if "{" in self.path or getattr(self.view, "names_objects_in_body", False):
             statuses[404] = "No such object, or not one this user may know of."
         if self.method in _UNSAFE_METHODS:
             statuses[409] = "Conflicts with the current state."

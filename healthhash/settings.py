@@ -132,6 +132,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["healthhash.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "healthhash.schema.ErrorShapeAutoSchema",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "healthhash.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "healthhash.pagination.StrictLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "healthhash.errors.api_exception_handler",
@@ -239,6 +240,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("TRAINING_SWEEP_EVERY_S", default=5.0),
     },
 }
+# A hospital silent this long after its task was sent gets the task again (its worker may have died with the
+# message); keep it above a round's local training time, or slow hospitals do their round twice.
+TRAINING_REDISPATCH_AFTER_S = env.float("TRAINING_REDISPATCH_AFTER_S", default=30.0)
 # The relayer and the indexer run as beat tasks (the demo: one worker does it all) or as their own processes
 # (`manage.py serve` and production: `relay --follow`, `sync_chain --follow`), never both: a process of its
 # own relays within a second of a write and leaves the worker's slots to the tasks.

@@ -134,6 +134,17 @@ def test_export_errors_keep_the_error_shape(personas: Personas, alice_log: list[
     assert json.loads(response.content)["error"] == "forbidden"
 
 
+def test_an_unknown_export_format_is_a_400_naming_the_parameter(
+    personas: Personas, alice_log: list[AccessLogEntry]
+) -> None:
+    """DRF would answer 404 "Not found.", as if the log were missing; the parameter is what is wrong."""
+    response = personas.client_for(personas.alice).get("/api/patients/me/access-log?format=xml")
+    assert response.status_code == 400
+    body = json.loads(response.content)
+    assert (body["error"], body["field"]) == ("bad_format", "format")
+    assert "csv" in body["detail"] and "fhir" in body["detail"]
+
+
 def test_csv_export_is_an_accounting_of_disclosures(
     personas: Personas, alice_log: list[AccessLogEntry]
 ) -> None:

@@ -38,6 +38,8 @@ def _visible_consent(request: Request, consent_id: str) -> Consent:
 
 
 class ConsentTypedDataView(APIView):
+    names_objects_in_body = True  # a revoke's payload names its consent: 404 when it is not the caller's
+
     @extend_schema(request=TypedDataRequest, responses={200: OpenApiResponse(description="EIP-712 payload")})
     def post(self, request: Request) -> Response:
         """The exact EIP-712 payload (domain, types, primaryType, message) for eth_signTypedData_v4."""
