@@ -40,8 +40,8 @@ from contracts.drain import drain_outbox
 from contracts.node import free_port
 from demo import people, processes
 from demo.charts import import_demo_charts
-from demo.training import export_hospital_keys, grant_training_consents, hospital_workers
-from federated import rounds, services
+from demo.training import create_approved_job, export_hospital_keys, grant_training_consents, hospital_workers
+from federated import rounds
 from federated.models import TrainingJob, TrainingRound
 
 HOSPITALS = 5
@@ -111,7 +111,9 @@ def measure() -> dict[str, Any]:
             processes.wait_until_healthy(web.url, children)
             export_hospital_keys(world)
             with hospital_workers(world, api_url=web.url):
-                job = _job(world)
+                job = create_approved_job(
+                    world, name="round overhead", rounds=ROUNDS, local_epochs=1, round_timeout_s=120
+                )
                 rounds.start_job(job=job)
                 job = _wait(job, timeout_s=600.0)
     return _figures(job)
@@ -141,27 +143,6 @@ def _world() -> people.DemoWorld:
     grant_training_consents(world, patients)
     drain_outbox()
     return world
-
-
-def _job(world: people.DemoWorld) -> TrainingJob:
-    job = services.create_job(
-        admin=world.hospitals[0].admin,
-        name="round overhead",
-        hospitals=world.hospitals,
-        model_spec={"name": "logistic"},
-        strategy_spec={"name": "fedavg"},
-        local_epochs=1,
-        batch_size=32,
-        lr=0.5,
-        rounds=ROUNDS,
-        quorum=len(world.hospitals),
-        round_timeout_s=120,
-    )
-    for hospital in world.hospitals:
-        services.approve_plan(job=job, admin=hospital.admin, password=world.password)
-    drain_outbox()
-    job.refresh_from_db()
-    return job
 
 
 def _wait(job: TrainingJob, *, timeout_s: float) -> TrainingJob:

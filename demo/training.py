@@ -162,20 +162,27 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 # --------------------------------------------------------------------------- the job
 
 
-def create_demo_job(world: DemoWorld) -> TrainingJob:
-    admin = world.hospitals[0].admin
+def create_approved_job(
+    world: DemoWorld,
+    *,
+    name: str = "Malignancy (WDBC), FedAvg over three hospitals",
+    rounds: int = ROUNDS,
+    local_epochs: int = 2,
+    round_timeout_s: int = 60,
+) -> TrainingJob:
+    """A FedAvg job over every hospital of the world (quorum: all), approved on chain by each admin."""
     job = services.create_job(
-        admin=admin,
-        name="Malignancy (WDBC), FedAvg over three hospitals",
+        admin=world.hospitals[0].admin,
+        name=name,
         hospitals=world.hospitals,
         model_spec={"name": "logistic"},
         strategy_spec={"name": "fedavg"},
-        local_epochs=2,
+        local_epochs=local_epochs,
         batch_size=32,
         lr=0.5,
-        rounds=ROUNDS,
+        rounds=rounds,
         quorum=len(world.hospitals),
-        round_timeout_s=60,
+        round_timeout_s=round_timeout_s,
     )
     for hospital in world.hospitals:
         services.approve_plan(job=job, admin=hospital.admin, password=world.password)
@@ -223,7 +230,7 @@ def revoke_one(world: DemoWorld, job: TrainingJob) -> str:
 
 
 def run_training(world: DemoWorld, say: Say, *, api_url: str, timeout_s: float = 300.0) -> TrainingJob:
-    job = create_demo_job(world)
+    job = create_approved_job(world)
     approvals = JobHospital.objects.filter(job=job, approval=JobHospital.Approval.APPROVED).count()
     say(f"   plan {job.plan_hash[:18]}… approved on chain by {approvals} hospital admins")
     rounds.start_job(job=job)
