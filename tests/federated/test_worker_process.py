@@ -10,12 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 from django.core.management import call_command
+from django.utils import timezone
 
 from contracts.node import start_anvil
 from federated import rounds
@@ -81,16 +83,16 @@ def key_file_fixture(federation: Federation, tmp_path: Path) -> Path:
     return key_file
 
 
-@pytest.fixture(name="worker")
-def worker_fixture(
-    federation: Federation, broker_url: str, key_file: Path, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+def _start_worker(
+    federation: Federation, broker_url: str, key_file: Path, tmp_path: Path, *, name: str = "worker"
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`manage.py hospital_worker` for General Hospital, started and ready; its log file."""
     env = os.environ | {
         "DATABASE_URL": UNREACHABLE_DATABASE,
         "HEALTHHASH_KEK": new_kek_entry("not-the-servers-kek"),
         "ETH_RPC_URL": settings.ETH_RPC_URL,
         "CELERY_BROKER_URL": broker_url,
-        "HEALTHHASH_VAR_DIR": str(tmp_path / "worker-var"),
+        "HEALTHHASH_VAR_DIR": str(tmp_path / f"{name}-var"),
         "IPFS_API_URL": "",
     }
     command = [
@@ -104,25 +106,38 @@ def worker_fixture(
         "--api-url",
         federation.api_url,
         "--state-dir",
-        str(tmp_path / "worker-state"),
+        str(tmp_path / "worker-state"),  # the hospital's ledger: the same for a replacement worker
         "--store-dir",
         str(settings.IPFS_LOCAL_DIR),
     ]
-    log_path = tmp_path / "worker.log"
+    log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    try:
-        _wait_for(lambda: "ready." in log_path.read_text(), process, log_path, what="the worker to start")
-        yield process, log_path
-    finally:
+    _wait_for(lambda: "ready." in log_path.read_text(), process, log_path, what="the worker to start")
+    return process, log_path
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(name="worker")
+def worker_fixture(
+    federation: Federation, broker_url: str, key_file: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    process, log_path = _start_worker(federation, broker_url, key_file, tmp_path)
+    try:
+        yield process, log_path
+    finally:
+        _stop(process)
 
 
 def _wait_for(
@@ -161,6 +176,52 @@ def test_the_hospital_worker_process_delivers_its_rounds_without_the_database(
     text = log.read_text()
     assert "round 0: moments_sent" in text
     assert "OperationalError" not in text and "Traceback" not in text
+
+
+def test_a_worker_killed_mid_task_loses_no_round(
+    federation: Federation,
+    worker: tuple[subprocess.Popen[bytes], Path],
+    broker_url: str,
+    key_file: Path,
+    tmp_path: Path,
+) -> None:
+    """kill -9 while the worker trains: the message dies with it (the SQLite transport never hands a taken
+    message back; Redis only after its visibility timeout). The sweep re-sends the round to the silent
+    hospital and the replacement worker, started as a supervisor would, delivers it; the round counts once."""
+    process, log = worker
+    job = federation.start(federation.job(local_epochs=20_000))  # one row, 20,000 epochs: seconds of training
+    _wait_for(lambda: _status(job, 0, federation) != "dispatched", process, log, what="round 0's moments")
+    assert rounds.aggregate_round(job=job, number=0) is not None
+    _wait_for(
+        lambda: "local_round" in log.read_text().split("round 0: moments_sent")[-1],
+        process,
+        log,
+        what="round 1's task",
+    )
+    process.kill()  # SIGKILL, mid-task
+    process.wait()
+    assert "round 1: accepted" not in log.read_text()  # it died training
+    assert _status(job, 1, federation) == RoundUpdate.Status.DISPATCHED
+
+    replacement, replacement_log = _start_worker(
+        federation, broker_url, key_file, tmp_path, name="replacement"
+    )
+    try:
+        RoundUpdate.objects.filter(round__job=job, round__number=1).update(
+            dispatched_at=timezone.now() - timedelta(seconds=settings.TRAINING_REDISPATCH_AFTER_S + 1)
+        )
+        assert rounds.sweep_rounds()["resent"] == 1
+        _wait_for(
+            lambda: _status(job, 1, federation) != "dispatched",
+            replacement,
+            replacement_log,
+            what="round 1's update from the replacement",
+        )
+        row = RoundUpdate.objects.get(round__job=job, round__number=1, hospital=federation.personas.general)
+        assert row.status == RoundUpdate.Status.ACCEPTED, (row.reason_code, row.reason_detail)
+        assert RoundUpdate.objects.filter(round__job=job, round__number=1).count() == 1
+    finally:
+        _stop(replacement)
 
 
 def test_a_worker_whose_node_is_another_chain_refuses_to_start(
