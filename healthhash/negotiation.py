@@ -7,19 +7,20 @@ foresee). Here it is 400 `bad_format` with `field: "format"` and the formats tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable
 
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 
 
 class ContentNegotiation(DefaultContentNegotiation):
-    def filter_renderers(self, renderers: Sequence[Any], format: str) -> list[Any]:
-        found = [renderer for renderer in renderers if renderer.format == format]
+    def filter_renderers(self, renderers: Iterable[BaseRenderer], format: str) -> list[BaseRenderer]:
+        offered = list(renderers)
+        found = [renderer for renderer in offered if renderer.format == format]
         if not found:
             from healthhash.errors import DomainError  # healthhash.errors imports DRF, which loads this class
 
-            known = ", ".join(sorted({str(renderer.format) for renderer in renderers}))
+            known = ", ".join(sorted({str(renderer.format) for renderer in offered}))
             raise DomainError(
                 f"Unknown format {format[:40]!r}; this endpoint offers: {known}.",
                 field="format",
