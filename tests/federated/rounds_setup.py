@@ -98,7 +98,10 @@ class Broker:
     def down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         """Inside: the app's broker is one that does not answer (nothing listens on port 1), so every
         publish fails as with a broker that is down."""
-        monkeypatch.setattr(celery_app.conf, "broker_url", "redis://127.0.0.1:1/5")
+        dead = "redis://127.0.0.1:1/5"
+        monkeypatch.setattr(celery_app.conf, "broker_url", dead)
+        # Celery reads CELERY_BROKER_URL from the environment before its conf (CI's Redis run sets it).
+        monkeypatch.setenv("CELERY_BROKER_URL", dead)
         Broker.drop_pools()
         try:
             yield
