@@ -5,7 +5,12 @@ PYTEST := $(VENV)/bin/pytest
 PYTHON ?= python3
 
 .PHONY: setup demo test bench lint serve
-setup: $(VENV)/.installed contracts/node_modules/.installed tests/js/node_modules/.installed frontend/dist/.built
+setup: $(VENV)/.installed contracts/node_modules/.installed tests/js/node_modules/.installed frontend/dist/.built /usr/bin/chromium
+
+# The portal's browser tests drive Debian's chromium (Playwright never downloads a browser): installed once.
+/usr/bin/chromium:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 # requirements-dev.txt includes requirements.txt and adds the test, lint and type-check tools.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
