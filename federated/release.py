@@ -13,6 +13,7 @@ import logging
 from collections import Counter
 
 from django.db import transaction
+from django.db.models import QuerySet
 from eth_utils import to_checksum_address
 
 from access.audit.log import AccessEvent, record_accesses
@@ -107,14 +108,18 @@ def _check_releasable(hospital: Hospital, pinned_block: int) -> None:
         )
 
 
-def _released_rows(hospital: Hospital, pinned_block: int) -> list[Record]:
-    """The records THE consent rule lets the hospital's account use for TRAINING at the block."""
+def _releasable(hospital: Hospital, pinned_block: int) -> QuerySet[Record]:
+    """The records THE consent rule lets the hospital's account use for TRAINING at the block (FHIR only)."""
     consents = consent_rule.covering_consents(
         grantee_address=hospital.account_address, purpose=Purpose.TRAINING, at_block=pinned_block
     )
     covered = consent_rule.covered_records(consents, records=Record.objects.all())
+    return Record.objects.filter(covered, content_type=FHIR_JSON)
+
+
+def _released_rows(hospital: Hospital, pinned_block: int) -> list[Record]:
     return list(
-        Record.objects.filter(covered, content_type=FHIR_JSON)
+        _releasable(hospital, pinned_block)
         .order_by("patient_address", "id")
         .only("id", "patient_address", "cid", "digest", "content_type", "wrapped_key")
     )
@@ -123,16 +128,7 @@ def _released_rows(hospital: Hospital, pinned_block: int) -> list[Record]:
 def released_patients(*, hospital: Hospital, pinned_block: int) -> set[str]:
     """The patients whose records a release to `hospital` at `pinned_block` holds (checksummed addresses):
     the coordinator checks an update's patients against them without unwrapping any key."""
-    consents = consent_rule.covering_consents(
-        grantee_address=hospital.account_address, purpose=Purpose.TRAINING, at_block=pinned_block
-    )
-    covered = consent_rule.covered_records(consents, records=Record.objects.all())
-    rows = (
-        Record.objects.filter(covered, content_type=FHIR_JSON)
-        .order_by()
-        .values_list("patient_address", flat=True)
-        .distinct()
-    )
+    rows = _releasable(hospital, pinned_block).order_by().values_list("patient_address", flat=True).distinct()
     return {to_checksum_address(address) for address in rows}
 
 
