@@ -11,7 +11,14 @@ import sqlite3
 from django.conf import settings
 
 from ehr import store
-from ehr.storage import ContentStore, KuboStore, StorageError, StorageUnavailable
+from ehr.storage import (
+    ContentStore,
+    KuboStore,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+    StorageUnavailable,
+)
 from healthhash.health import ComponentHealth
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,12 @@ def check_store(timeout_s: float) -> ComponentHealth:
             read = content_store.cat(cid)
         finally:
             content_store.remove(cid)
+    except StorageFull as exc:
+        log.warning("health: record store is full: %s", exc)
+        return ComponentHealth.down(f"{kind} is not writable or readable (no space left)")
+    except StorageReadOnly as exc:
+        log.warning("health: record store is read-only: %s", exc)
+        return ComponentHealth.down(f"{kind} is not writable or readable (read-only: reads still work)")
     except StorageUnavailable as exc:
         log.warning("health: record store unreachable: %s", exc)
         return ComponentHealth.down(f"{kind} does not answer")

@@ -1,6 +1,9 @@
 """The one module the records app uses to talk to storage: picks the backend from settings and turns
 backend failures into domain errors (a node that is down is a 503, never a half-written record).
 
+A write the store cannot take is a 503 too, nothing of it kept: `storage_full` (no space left: the disk,
+a quota, a file-size limit), `storage_read_only` (reads still work) or `storage_unavailable`.
+
 A read fails in one of three ways, kept apart because they call for different people:
 - 503 `storage_unavailable`: the store cannot be read at all (node down, index unreadable, I/O error,
   the store's folder deleted under a running server). Retry later; nothing is known about the blob.
@@ -31,6 +34,8 @@ from ehr.storage import (
     KuboStore,
     LocalBlockStore,
     StorageError,
+    StorageFull,
+    StorageReadOnly,
     StorageUnavailable,
 )
 from ehr.storage import NotFound as BlobNotFound
@@ -41,6 +46,18 @@ log = logging.getLogger(__name__)
 
 class StoreUnavailable(Unavailable):
     code = "storage_unavailable"
+
+
+class StoreFull(StoreUnavailable):
+    """No space left for the blob: nothing was stored; an operator frees or adds space."""
+
+    code = "storage_full"
+
+
+class StoreReadOnly(StoreUnavailable):
+    """The store answers reads but takes no writes (a read-only mount or folder)."""
+
+    code = "storage_read_only"
 
 
 class StoredBytesBroken(DomainError):
@@ -84,6 +101,12 @@ def add_many(datas: Sequence[bytes]) -> list[str]:
     """Store several sealed blobs, all or nothing (`ContentStore.add_many`); returns their CIDs in order."""
     try:
         return [result.cid for result in content_store().add_many(datas)]
+    except StorageFull as exc:
+        log.error("record store is full; %d blob(s) not stored: %s", len(datas), exc)
+        raise StoreFull("the record store has no space left; the record was not stored") from exc
+    except StorageReadOnly as exc:
+        log.error("record store is read-only; %d blob(s) not stored: %s", len(datas), exc)
+        raise StoreReadOnly("the record store is read-only; records can be read but not added") from exc
     except StorageUnavailable as exc:
         log.warning("record store unavailable on add: %s", exc)
         raise StoreUnavailable(_UNAVAILABLE) from exc

@@ -49,7 +49,10 @@ _ERRORS = {
     415: OpenApiResponse(description="unsupported_media_type: not PDF, PNG, JPEG or DICOM"),
     422: OpenApiResponse(description="not_a_record: valid FHIR that is not a health record (e.g. Patient)"),
     429: OpenApiResponse(description="quota_exceeded: over RECORDS_PER_DAY records created in 24 hours"),
-    503: OpenApiResponse(description="storage_unavailable (the store cannot be read) or key_unavailable"),
+    503: OpenApiResponse(
+        description="storage_unavailable (the store cannot be used), storage_read_only or storage_full "
+        "(a record cannot be stored; reads still work), or key_unavailable"
+    ),
 }
 
 

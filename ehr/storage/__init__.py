@@ -16,6 +16,8 @@ from ehr.storage.base import (
     NotFound,
     ObjectStat,
     StorageError,
+    StorageFull,
+    StorageReadOnly,
     StorageUnavailable,
 )
 from ehr.storage.blockstore import LocalBlockStore, benchmark_store
@@ -35,6 +37,8 @@ __all__ = [
     "ObjectStat",
     "PushReport",
     "StorageError",
+    "StorageFull",
+    "StorageReadOnly",
     "StorageUnavailable",
     "benchmark_store",
     "compute_cid",

@@ -19,6 +19,15 @@ class StorageUnavailable(StorageError):
     """The backend cannot be reached (node down, connection refused, timeout)."""
 
 
+class StorageFull(StorageUnavailable):
+    """The store has no room left (ENOSPC, a quota, a file-size limit): nothing was stored, and what the
+    failed write had put down is gone again. Reads still work."""
+
+
+class StorageReadOnly(StorageUnavailable):
+    """The store can be read but not written (a read-only mount, permissions, an immutable folder)."""
+
+
 class BlockCorrupted(StorageError):
     """Stored bytes are present but altered: a block does not hash to its CID, or the sizes a DAG node
     records do not match its children.

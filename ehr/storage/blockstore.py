@@ -19,21 +19,30 @@ pack left without live blocks, all in one write transaction (the unlinks right a
 `add` re-checks the blocks it reused under the same lock, so a concurrent removal can never take
 a block a new root just referenced. A pack that still holds a live block shared with another root
 keeps its dead bytes until `collect_garbage` rewrites it; packs orphaned by a crash are swept too.
+
+Faults (see `faults`): a full disk is StorageFull and a store that cannot be written StorageReadOnly, both
+after the partial pack is closed and deleted; reads keep working on a read-only store (the index is then
+opened read-only, or immutable when SQLite cannot create its shared-memory file next to it). A missing
+index is never silently re-created under a running store: only `LocalBlockStore()` creates one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from urllib.request import pathname2url
 
-from ehr.storage.base import AddResult, BlockMissing, NotFound, ObjectStat, StorageError
-from ehr.storage.packfile import PackWriter
+from ehr.storage.base import AddResult, CidMismatch, NotFound, ObjectStat, StorageError
+from ehr.storage.faults import store_faults
+from ehr.storage.packfile import PackReader, PackWriter
 from ehr.storage.unixfs import (
     CODEC_RAW,
     Block,
@@ -57,6 +66,8 @@ CREATE INDEX IF NOT EXISTS refs_by_digest ON refs (digest);
 
 _Location = tuple[bytes, str, int, int]  # digest, pack (relative path), offset, length
 
+log = logging.getLogger(__name__)
+
 
 class LocalBlockStore:
     """Kubo-compatible content store on local disk; see the module docstring for layout and GC.
@@ -76,8 +87,8 @@ class LocalBlockStore:
         self.fsync = fsync
         self._direct_io = direct_io
         self._packs = self.root / "packs"
-        self._packs.mkdir(parents=True, exist_ok=True)
-        self._initialise_index()
+        with store_faults(writing=False, index=self._index_path):
+            self._open_or_create()
 
     # -- ContentStore -------------------------------------------------------------------------
 
@@ -89,9 +100,13 @@ class LocalBlockStore:
         """Store and pin several files at once: one pack, one index transaction, one fsync.
 
         For bulk imports, where a pack file and an fsync per small record would cost more than
-        hashing it. All or nothing: if anything fails, none of them is pinned.
+        hashing it. All or nothing: if anything fails, none of them is pinned and the pack it was writing
+        is closed and deleted; a full disk raises StorageFull, a read-only store StorageReadOnly.
         """
-        version = self.cid_version if cid_version is None else cid_version
+        with store_faults(writing=True, index=self._index_path):
+            return self._add_many(datas, self.cid_version if cid_version is None else cid_version)
+
+    def _add_many(self, datas: Sequence[bytes], version: int) -> list[AddResult]:
         reused: dict[bytes, Block] = {}
         written: list[_Location] = []
         written_digests: set[bytes] = set()
@@ -162,7 +177,7 @@ class LocalBlockStore:
         """The file's bytes; every block is verified (BlockCorrupted), a missing root is NotFound and a
         missing or cut-short block under a known root is BlockMissing."""
         root = parse_cid(cid)
-        with self._connect() as db, _PackReader(self._packs, db) as reader:
+        with self._reading() as db, PackReader(self._packs, db) as reader:
             if not reader.has(root):
                 raise NotFound(f"{cid} is not in the local store")
             return read_file(root, reader.load)
@@ -171,7 +186,7 @@ class LocalBlockStore:
         """Each file's bytes or its error, as `cat` would give them, over one index connection and one
         open per pack (a connection per `cat` costs ~0.5 ms, far more than reading a small record)."""
         results: list[bytes | StorageError] = []
-        with self._connect() as db, _PackReader(self._packs, db) as reader:
+        with self._reading() as db, PackReader(self._packs, db) as reader:
             for cid in cids:
                 try:
                     root = parse_cid(cid)
@@ -184,15 +199,14 @@ class LocalBlockStore:
 
     def has(self, cid: str) -> bool:
         """True if `cid` is a pinned root."""
-        with self._connect() as db:
-            return (
-                db.execute("SELECT 1 FROM pins WHERE cid = ?", (str(parse_cid(cid)),)).fetchone() is not None
-            )
+        root = str(parse_cid(cid))
+        with self._reading() as db:
+            return db.execute("SELECT 1 FROM pins WHERE cid = ?", (root,)).fetchone() is not None
 
     def stat(self, cid: str) -> ObjectStat:
         """File size of a stored root, read from its (verified) root block."""
         root = parse_cid(cid)
-        with self._connect() as db, _PackReader(self._packs, db) as reader:
+        with self._reading() as db, PackReader(self._packs, db) as reader:
             if not reader.has(root):
                 raise NotFound(f"{cid} is not in the local store")
             return ObjectStat(cid=str(root), size=root_size(root, reader.load(root)))
@@ -201,7 +215,7 @@ class LocalBlockStore:
         """Unpin one pin of `cid`; at the last one, delete the blocks no other pinned root uses."""
         root = str(parse_cid(cid))
         dead_packs: set[str] = set()
-        with self._transaction() as db:
+        with self._writing() as db:
             row = db.execute("SELECT count FROM pins WHERE cid = ?", (root,)).fetchone()
             if row is None:
                 raise NotFound(f"{cid} is not pinned in the local store")
@@ -229,11 +243,37 @@ class LocalBlockStore:
 
     def list_roots(self) -> Iterator[str]:
         """Pinned roots in CID order."""
-        with self._connect() as db:
+        with self._reading() as db:
             roots = [cid for (cid,) in db.execute("SELECT cid FROM pins ORDER BY cid")]
         return iter(roots)
 
     # -- maintenance --------------------------------------------------------------------------
+
+    def restore(self, cid: str, data: bytes) -> int:
+        """Put back the blocks of `cid` this store lost, from `data` (its file bytes, fetched elsewhere);
+        return how many blocks were written. Raises CidMismatch unless `data` chunks to exactly `cid`.
+
+        Only missing blocks (no index row, pack deleted or cut short) are rewritten; a block that is
+        present is kept as it is, altered or not: altered bytes are evidence, for a person to look at.
+        The root is pinned again if the store had forgotten it.
+        """
+        root = parse_cid(cid)
+        blocks = list(iter_blocks(data, cid_version=root.version))
+        if blocks[-1].cid != root:
+            raise CidMismatch(f"the bytes fetched for {cid} chunk to {blocks[-1].cid}")
+        unique = list({b.cid.digest: b for b in blocks}.values())
+        with self._writing() as db, PackReader(self._packs, db) as reader:
+            lost = [b for b in unique if not reader.readable(b.cid)]
+            if lost:
+                db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)", self._write_pack(lost))
+            db.execute(
+                "INSERT INTO pins (cid, size, count) VALUES (?, ?, 1) ON CONFLICT (cid) DO NOTHING",
+                (str(root), len(data)),
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO refs VALUES (?, ?)", [(str(root), b.cid.digest) for b in unique]
+            )
+        return len(lost)
 
     def collect_garbage(self, *, grace_seconds: float = 3600.0) -> int:
         """Delete packs no index row names and compact packs holding dead bytes; return packs removed.
@@ -243,7 +283,7 @@ class LocalBlockStore:
         """
         cutoff = time.time() - grace_seconds
         removed = 0
-        with self._transaction() as db:
+        with self._writing() as db:
             live = {p for (p,) in db.execute("SELECT DISTINCT pack FROM blocks")}
             for path in self._packs.glob("*/*"):
                 if self._relative(path) not in live and path.stat().st_mtime <= cutoff:
@@ -260,7 +300,7 @@ class LocalBlockStore:
         path = self._packs / pack
         if sum(length for _d, _o, length in rows) >= path.stat().st_size:
             return 0
-        with _PackReader(self._packs, db) as reader:
+        with PackReader(self._packs, db) as reader:
             blocks = [
                 Block(Cid(1, CODEC_RAW, d), (reader.read(pack, offset, length),))
                 for d, offset, length in rows
@@ -298,12 +338,28 @@ class LocalBlockStore:
 
     def _write_pack(self, blocks: list[Block]) -> list[_Location]:
         writer = self._new_pack(sum(b.size for b in blocks))
-        locations = [(b.cid.digest, self._relative(writer.path), writer.append(b), b.size) for b in blocks]
+        try:
+            pack = self._relative(writer.path)
+            locations = [(b.cid.digest, pack, writer.append(b), b.size) for b in blocks]
+        except BaseException:
+            writer.abort()
+            raise
         self._finish_pack(writer)
         return locations
 
     def _relative(self, path: Path) -> str:
         return f"{path.parent.name}/{path.name}"
+
+    def _open_or_create(self) -> None:
+        """Create the folders and the index (schema, WAL mode) unless they exist; on a store that cannot be
+        written, an existing index is enough: reads work without the lock file and the schema it guards."""
+        try:
+            self._packs.mkdir(parents=True, exist_ok=True)
+            self._initialise_index()
+        except (OSError, sqlite3.Error) as exc:
+            if not (_is_refused_write(exc) and self._index_path.is_file()):
+                raise
+            log.warning("local block store opened read-only: %s", exc)
 
     def _initialise_index(self) -> None:
         """Schema and WAL mode, once per index file, under a file lock.
@@ -317,7 +373,7 @@ class LocalBlockStore:
             try:
                 for attempt in range(50):
                     try:
-                        with self._connect() as db:
+                        with self._connect(mode="rwc") as db:
                             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                                 db.execute("PRAGMA journal_mode=WAL")
                             db.executescript(_SCHEMA)
@@ -330,14 +386,50 @@ class LocalBlockStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _connect(self) -> contextlib.closing[sqlite3.Connection]:
-        db = sqlite3.connect(self._index_path, timeout=60, isolation_level=None)
-        db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'OFF'}")
+    def _connect(self, *, mode: str = "rw") -> contextlib.closing[sqlite3.Connection]:
+        """A connection to the index; `mode=rw` (the default) never creates one where it was deleted."""
+        uri = f"file:{pathname2url(str(self._index_path.absolute()))}?mode={mode}"
+        db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA schema_version").fetchone()  # opens the file (and its WAL) now
+            db.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'OFF'}")
+        except BaseException:
+            db.close()
+            raise
         return contextlib.closing(db)
+
+    def _connect_for_reading(self) -> contextlib.closing[sqlite3.Connection]:
+        """A read-write connection when the index allows one, else a read-only one.
+
+        SQLite cannot open a WAL index read-only without creating its `-shm` file next to it, which a
+        read-only folder forbids; `immutable=1` then reads the file as it is. That is sound only because
+        nothing can write a store that we cannot write either (and every block is verified on read).
+        """
+        try:
+            return self._connect()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_CANTOPEN or not self._index_path.is_file():
+                raise
+            try:
+                return self._connect(mode="ro")
+            except sqlite3.OperationalError:
+                return self._connect(mode="ro&immutable=1")
 
     @property
     def _index_path(self) -> Path:
         return self.root / "index.sqlite3"
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """An index connection for reads; OS and SQLite faults in the block come out as StorageError."""
+        with store_faults(writing=False, index=self._index_path), self._connect_for_reading() as db:
+            yield db
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; faults come out as StorageFull, StorageReadOnly or StorageUnavailable."""
+        with store_faults(writing=True, index=self._index_path), self._transaction() as db:
+            yield db
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -346,54 +438,17 @@ class LocalBlockStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
 
-class _PackReader:
-    """Reads blocks by digest through the index, keeping each pack open once per read."""
-
-    def __init__(self, packs: Path, db: sqlite3.Connection) -> None:
-        self._packs = packs
-        self._db = db
-        self._fds: dict[str, int] = {}
-
-    def __enter__(self) -> _PackReader:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-
-    def has(self, cid: Cid) -> bool:
-        return self._db.execute("SELECT 1 FROM blocks WHERE digest = ?", (cid.digest,)).fetchone() is not None
-
-    def load(self, cid: Cid) -> bytes:
-        row = self._db.execute(
-            "SELECT pack, offset, length FROM blocks WHERE digest = ?", (cid.digest,)
-        ).fetchone()
-        if row is None:
-            raise BlockMissing(f"block {cid} linked from the DAG is missing")
-        try:
-            return self.read(*row)
-        except BlockMissing as exc:
-            # Errors name the block, never the pack file: they may travel up to an API answer. The
-            # pack's name stays on the chained exception, for the server log.
-            raise BlockMissing(f"block {cid} is missing from the store") from exc
-
-    def read(self, pack: str, offset: int, length: int) -> bytes:
-        fd = self._fds.get(pack)
-        if fd is None:
-            try:
-                fd = self._fds[pack] = os.open(self._packs / pack, os.O_RDONLY)
-            except FileNotFoundError:
-                raise BlockMissing(f"pack {pack} is missing") from None
-        data = os.pread(fd, length, offset)
-        if len(data) != length:
-            # The bytes are not there to compare: lost (a cut-short file), not altered.
-            raise BlockMissing(f"pack {pack} is truncated")
-        return data
+def _is_refused_write(exc: OSError | sqlite3.Error) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
 
 
 def benchmark_store(tmpdir: Path, size: int = 64 * 1024 * 1024) -> dict[str, float]:

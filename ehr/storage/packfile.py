@@ -1,4 +1,5 @@
-"""Append-only pack files for the local block store: the blocks of one `add` written back to back.
+"""Append-only pack files for the local block store: the blocks of one `add` written back to back
+(`PackWriter`), and read back by digest through the store's index (`PackReader`).
 
 Writes happen on one background thread, so the caller hashes block i+1 while block i is written
 (hashlib and os.write both release the GIL). Where the filesystem allows it the file is opened
@@ -16,10 +17,12 @@ import errno
 import fcntl
 import mmap
 import os
+import sqlite3
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ehr.storage.unixfs import CHUNK_SIZE, Block
+from ehr.storage.base import BlockMissing
+from ehr.storage.unixfs import CHUNK_SIZE, Block, Cid
 
 _ALIGN = 4096
 _STAGE = 4 * 1024 * 1024
@@ -95,12 +98,21 @@ class PackWriter:
             future.result()
 
     def _release(self) -> None:
-        if self._stage is not None:
-            self._stage.close()
-            self._stage = None
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Close the file first, whatever happens to the stage: a descriptor left open on a pack that
+        `abort` (or the store) deletes would keep its disk space allocated for the life of the process."""
+        fd, self._fd = self._fd, -1
+        stage, self._stage = self._stage, None
+        try:
+            if fd >= 0:
+                os.close(fd)
+        finally:
+            if stage is not None:
+                try:
+                    stage.close()
+                except BufferError:
+                    # A failed write's traceback still holds a view of the stage; the mapping is
+                    # freed with it. Raising here would hide the write's own error (ENOSPC).
+                    pass
 
     def _put(self, parts: tuple[bytes | memoryview, ...]) -> None:
         if not self._direct:
@@ -160,3 +172,56 @@ def _writev_all(fd: int, parts: list[bytes | memoryview]) -> None:
             parts = parts[1:]
         if parts and written:
             parts = [memoryview(parts[0])[written:], *parts[1:]]
+
+
+class PackReader:
+    """Reads blocks by digest through the index, keeping each pack open once per read."""
+
+    def __init__(self, packs: Path, db: sqlite3.Connection) -> None:
+        self._packs = packs
+        self._db = db
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> PackReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+
+    def has(self, cid: Cid) -> bool:
+        return self._db.execute("SELECT 1 FROM blocks WHERE digest = ?", (cid.digest,)).fetchone() is not None
+
+    def readable(self, cid: Cid) -> bool:
+        """True if the block's bytes are there to read (whether or not they still hash to `cid`)."""
+        try:
+            self.load(cid)
+        except BlockMissing:
+            return False
+        return True
+
+    def load(self, cid: Cid) -> bytes:
+        row = self._db.execute(
+            "SELECT pack, offset, length FROM blocks WHERE digest = ?", (cid.digest,)
+        ).fetchone()
+        if row is None:
+            raise BlockMissing(f"block {cid} linked from the DAG is missing")
+        try:
+            return self.read(*row)
+        except BlockMissing as exc:
+            # Errors name the block, never the pack file: they may travel up to an API answer. The
+            # pack's name stays on the chained exception, for the server log.
+            raise BlockMissing(f"block {cid} is missing from the store") from exc
+
+    def read(self, pack: str, offset: int, length: int) -> bytes:
+        fd = self._fds.get(pack)
+        if fd is None:
+            try:
+                fd = self._fds[pack] = os.open(self._packs / pack, os.O_RDONLY)
+            except FileNotFoundError:
+                raise BlockMissing(f"pack {pack} is missing") from None
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            # The bytes are not there to compare: lost (a cut-short file), not altered.
+            raise BlockMissing(f"pack {pack} is truncated")
+        return data
