@@ -7,13 +7,14 @@ Leaf and tree encoding (fixed; access/audit/verify.py and any outside auditor re
     node  = sha256(0x01 || left || right)
 Leaves are sorted by patient address (bytes; a batch holds one head per patient). A level with an odd
 count carries its last node up unchanged. One leaf is its own root. The 0x00/0x01 prefixes keep a
-leaf from ever being read as an inner node.
+leaf from ever being read as an inner node. The batch id carries the batch's highest seq and a filter of
+its patients (access/audit/batch_ids.py): after a restore, the chain's event is all that is left of it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +25,13 @@ from django.db.models import F
 from django.utils import timezone
 from eth_utils import keccak
 
-from access.models import AuditAnchorBatch, AuditAnchorLeaf, AuditBatchStatus, AuditChainHead
+from access.audit.batch_ids import new_batch_id
+from access.models import AuditAnchorBatch, AuditAnchorLeaf, AuditBatchStatus, AuditChainHead, AuditLostBatch
 from contracts import client, events, indexer, outbox
 from contracts.models import Deployment, OutboxItem
 from contracts.relayer_kinds import AuditRootItem
 
+logger = logging.getLogger(__name__)
 MAX_HEADS_PER_BATCH = 10_000
 _AUDIT_ROOT_TOPIC = "0x" + keccak(text="AuditRootAnchored(bytes32,bytes32,uint32)").hex()
 
@@ -108,7 +111,7 @@ def anchor_audit_heads(*, max_heads: int = MAX_HEADS_PER_BATCH) -> AuditAnchorBa
         return None
     leaves = sort_leaves(Leaf(h.patient_address, h.seq, bytes(h.head_hash)) for h in heads)
     root = "0x" + merkle_root([leaf.digest() for leaf in leaves]).hex()
-    batch_id = "0x" + secrets.token_hex(32)
+    batch_id = new_batch_id((leaf.patient_address, leaf.seq) for leaf in leaves)  # what survives a restore
     batch = AuditAnchorBatch.objects.create(batch_id=batch_id, root=root, head_count=len(leaves))
     AuditAnchorLeaf.objects.bulk_create(
         [
@@ -147,18 +150,38 @@ def _release_failed_batches() -> None:
 
 
 def on_audit_root_anchored(events: list[Any]) -> None:
-    """Indexer handler: the batch is anchored once its event is indexed (the root is compared by verify)."""
+    """Indexer handler: the batch is anchored once its event is indexed (the root is compared by verify).
+
+    An event for a batch this database does not hold (restored from an older backup) is kept as an
+    AuditLostBatch: the log's writer then skips the seqs its id says it may commit to (access/audit/log.py).
+    """
     for event in events:
-        AuditAnchorBatch.objects.filter(batch_id=str(event.args["batchId"]).lower()).update(
+        batch_id = str(event.args["batchId"]).lower()
+        updated = AuditAnchorBatch.objects.filter(batch_id=batch_id).update(
             status=AuditBatchStatus.ANCHORED,
             anchored_block=event.block_number,
             anchored_tx_hash=event.tx_hash,
             anchored_at=event.block_time or timezone.now(),
         )
+        if not updated:
+            logger.warning(
+                "audit root %s anchored in block %s: batch unknown here", batch_id, event.block_number
+            )
+            AuditLostBatch.objects.update_or_create(
+                batch_id=batch_id,
+                defaults={
+                    "root": str(event.args["root"]).lower(),
+                    "head_count": int(event.args["headCount"]),
+                    "block_number": event.block_number,
+                    "tx_hash": event.tx_hash,
+                    "anchored_at": event.block_time,
+                },
+            )
 
 
 def rewind_from(block_number: int) -> None:
     """A re-org dropped the block that anchored a batch: it waits for the relayer's re-send again."""
+    AuditLostBatch.objects.filter(block_number__gte=block_number).delete()  # re-indexed if still there
     AuditAnchorBatch.objects.filter(anchored_block__gte=block_number).update(
         status=AuditBatchStatus.QUEUED, anchored_block=None, anchored_tx_hash="", anchored_at=None
     )

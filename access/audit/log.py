@@ -7,6 +7,13 @@ Chain rule (what access/audit/verify.py checks):
 where canonical(n) is the entry as compact JSON with sorted keys, ASCII only (`canonical_bytes`). It
 carries the patient address and seq, so a row moved to another chain or position no longer verifies.
 The bytes are stored as they were hashed; verification never re-encodes.
+
+A (patient, seq) names one entry for good, also across a database restore: a seq that may have gone into
+an anchored batch is never handed out again, the writer skips past it (`_skip_anchored_seqs`). What the
+database still holds of its batches gives the exact seqs; of a batch the restore lost, only the chain's
+event is left, whose id carries the batch's highest seq and a filter of its patients
+(access/audit/batch_ids.py; the indexer keeps such events as AuditLostBatch rows). A patient the filter
+matches skips to that highest seq: the lost seqs are never reused, at worst more are skipped than lost.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from access.audit.batch_ids import decode as decode_batch_id
 from access.audit.decisions import AccessDecision
 from access.models import (
     AccessAction,
@@ -33,6 +41,7 @@ from access.models import (
     AuditAnchorLeaf,
     AuditBatchStatus,
     AuditChainHead,
+    AuditLostBatch,
     LegalBasis,
     User,
 )
@@ -200,9 +209,11 @@ def _skip_anchored_seqs(heads: dict[str, AuditChainHead]) -> None:
     verify_audit reports (missing_entry) from then on. The next entry chains from the last entry that
     exists, so the chain stays checkable past the gap. What is known here is the head's anchored_seq and
     the anchored leaves the database still has; a batch the restore lost entirely is known only to the
-    chain, without its leaves, and verify_audit reports it (anchored_batch_unknown).
+    chain: its event, kept by the indexer as an AuditLostBatch row, whose id says the batch's highest seq
+    and which patients it may hold (`_lost_batch_floors`); verify_audit reports it (anchored_batch_unknown).
     """
     floors = {patient: head.anchored_seq for patient, head in heads.items()}
+    _lost_batch_floors(heads, floors)
     patients = list(heads)
     for start in range(0, len(patients), _LOCK_CHUNK):
         # Only leaves past each head: an index range scan (patient_address, seq) that is empty in the
@@ -228,6 +239,26 @@ def _skip_anchored_seqs(heads: dict[str, AuditChainHead]) -> None:
                 floors[patient] + 1,
             )
             head.seq = floors[patient]
+
+
+def _lost_batch_floors(heads: dict[str, AuditChainHead], floors: dict[str, int]) -> None:
+    """Raise each patient's floor to the highest seq of every lost batch that may hold the patient.
+
+    A lost batch's leaf for a patient is at or above the patient's head at backup time; a head already at
+    or past the batch's highest seq cannot collide with it, so only heads below it are looked at. The
+    table is empty unless the database was restored from a copy older than some anchored batch.
+    """
+    lost = [
+        summary
+        for summary in map(decode_batch_id, AuditLostBatch.objects.values_list("batch_id", flat=True))
+        if summary is not None
+    ]
+    if not lost:
+        return
+    for patient, head in heads.items():
+        for summary in lost:
+            if max(head.seq, floors[patient]) < summary.max_seq and summary.may_hold(patient):
+                floors[patient] = summary.max_seq
 
 
 def record_access(event: AccessEvent) -> AccessLogEntry:

@@ -1,5 +1,6 @@
 """Verifying the access log: every patient's hash chain, every copied column against the hashed entry,
-every chain head, and every anchor batch against the roots on the chain (access/audit/verify_anchors.py).
+every chain head, and every anchor batch against the roots on the chain (access/audit/verify_anchors.py),
+including the roots of batches a database restore lost (access/audit/verify_lost.py).
 A break is reported exactly: which patient, which seq, what was expected, what was found.
 
 What cannot be detected: deleting a patient's entries that no root on chain covers yet, together with

@@ -6,7 +6,9 @@ contracts.client), not only from the indexed ChainEvent copy: a database restore
 copy back together with the entries, and the chain is then the only witness of what was anchored. So:
 a root on chain for a batch the database does not know is a break (its heads can no longer be proven), as
 is an anchored head the database no longer holds, or holds with another hash; an indexed event the node
-does not have is a break too. With no node, the indexed copy is used and the report says so.
+does not have is a break too. With no node, the indexed copy is used and the report says so (lost batches
+then come from the AuditLostBatch rows kept before). Lost batches are access/audit/verify_lost.py's part.
+Each anchor break names the root's block and tx.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from access.audit.anchoring import AnchoredRoot, Leaf, audit_roots_on_chain, merkle_root, sort_leaves
+from access.audit.verify_lost import check_lost_batches, kept_lost_batches
 from access.audit.verify_report import AuditBreak, AuditReport
 from access.models import AuditAnchorBatch, AuditAnchorLeaf, AuditBatchStatus
 from contracts import client
@@ -97,27 +100,14 @@ def check_anchors(report: AuditReport, view: AnchorView, found: dict[tuple[str, 
     indexed = _indexed_roots(view.anchors_address)
     for batch, leaves in view.batches:
         _check_batch(report, view, batch, leaves, found, indexed)
+    known = {batch.batch_id.lower() for batch, _ in view.batches}
+    if view.on_chain is None:
+        unknown = [r for r in kept_lost_batches() if r.batch_id not in known]
+    else:
+        unknown = sorted((r for r in view.on_chain.values() if r.batch_id not in known), key=_block_order)
+    check_lost_batches(report, unknown, from_chain=view.on_chain is not None)
     if view.on_chain is None:
         return
-    known = {batch.batch_id.lower() for batch, _ in view.batches}
-    unknown = sorted((r for r in view.on_chain.values() if r.batch_id not in known), key=_block_order)
-    for lost in unknown:
-        report.breaks.append(
-            AuditBreak(
-                "anchored_batch_unknown",
-                None,
-                None,
-                f"the {lost.head_count} heads under root {lost.root} (block {lost.block_number})",
-                "no such batch in the database",
-                lost.batch_id,
-            )
-        )
-    if unknown:
-        report.notes.append(
-            f"The chain holds {len(unknown)} anchored batch(es) this database does not know (restored from "
-            "an older backup?): the heads they commit to cannot be proven, and which patients and sequence "
-            "numbers they cover is unknown here."
-        )
     for batch_id, roots in sorted(indexed.items()):
         chain_root = view.on_chain.get(batch_id)
         for root in sorted(roots):
@@ -146,9 +136,13 @@ def _check_batch(
     found: dict[tuple[str, int], bytes],
     indexed: dict[str, set[str]],
 ) -> None:
+    chain_root = view.on_chain.get(batch.batch_id.lower()) if view.on_chain is not None else None
+    block: int | None = chain_root.block_number if chain_root else batch.anchored_block
+    tx_hash: str | None = chain_root.tx_hash if chain_root else batch.anchored_tx_hash or None
+
     def fail(kind: str, expected: str, got: str, leaf: Leaf | None = None) -> None:
         patient, seq = (leaf.patient_address, leaf.seq) if leaf else (None, None)
-        report.breaks.append(AuditBreak(kind, patient, seq, expected, got, batch.batch_id))
+        report.breaks.append(AuditBreak(kind, patient, seq, expected, got, batch.batch_id, block, tx_hash))
 
     anchored = view.is_anchored(batch)
     if batch.status == AuditBatchStatus.FAILED and not anchored:
@@ -176,8 +170,7 @@ def _check_batch(
         return
     report.batches_checked += 1
     report.heads_anchored += len(leaves)
-    if view.on_chain is not None:
-        chain_root = view.on_chain[batch.batch_id.lower()]
+    if chain_root is not None:
         if (chain_root.root, chain_root.head_count) != (batch.root.lower(), batch.head_count):
             fail(
                 "anchor_root_mismatch",

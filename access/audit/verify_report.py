@@ -17,7 +17,9 @@ class AuditBreak:
     anchored_head_lost (the database no longer has an anchored entry) | root_mismatch |
     anchor_missing (the database says anchored, the chain has no such root) | anchor_root_mismatch |
     anchored_batch_unknown (the chain holds a root for a batch the database does not know) |
+    seq_maybe_reused (an entry written after such a root, at a seq the root may commit to) |
     indexed_anchor_not_on_chain (the indexed copy of an event the node does not have).
+    An anchor break names the block and transaction of the root on chain when there is one.
     """
 
     kind: str
@@ -26,11 +28,15 @@ class AuditBreak:
     expected: str
     found: str
     batch_id: str | None = None
+    block: int | None = None
+    tx_hash: str | None = None
 
     def __str__(self) -> str:
         where = f"patient {self.patient} seq {self.seq}" if self.patient else f"batch {self.batch_id}"
         if self.batch_id and self.patient:
             where += f" (batch {self.batch_id})"
+        if self.block is not None:
+            where += f" (anchored in block {self.block}, tx {self.tx_hash})"
         return f"{self.kind} at {where}: expected {self.expected}, found {self.found}"
 
 

@@ -14,6 +14,7 @@ from access.models.audit import (  # noqa: F401 - re-exported
     LegalBasis,
     LegalBasisKind,
 )
+from access.models.audit_lost import AuditLostBatch  # noqa: F401 - re-exported
 from access.models.breakglass import BreakGlass, ReviewStatus  # noqa: F401 - re-exported
 from access.models.consent import *  # noqa: F403
 from access.models.identity import (  # noqa: F401 - re-exported

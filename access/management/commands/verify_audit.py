@@ -1,7 +1,8 @@
 """`manage.py verify_audit [--json]`: check every access-log chain, copied column, head and anchor (the
 roots read from the chain itself), then the checks other apps registered (ehr: every anchored record's
-Merkle proof against its root on chain); exit 1 on a break. NOTE lines say what could not be checked,
-e.g. the entries not yet anchored."""
+Merkle proof against its root on chain); exit 1 on a break. Anchor breaks name the root's block and tx,
+including roots on chain the database no longer knows after a restore (access/audit/verify_lost.py). NOTE
+lines say what could not be checked, e.g. the entries not yet anchored."""
 
 from __future__ import annotations
 
