@@ -162,10 +162,13 @@ def rpc_batch_within(calls: list[tuple[str, list[Any]]], *, timeout_s: float) ->
 
 
 def reset_caches() -> None:
-    """Forget cached connections, chain ids and accounts (tests switch ETH_RPC_URL and keys)."""
+    """Forget cached connections, chain ids, accounts and identity checks (tests switch ETH_RPC_URL)."""
+    from contracts import chain_identity  # it builds on this module
+
     _web3_by_url.clear()
     _chain_id_by_url.clear()
     _account_from_key.cache_clear()
+    chain_identity.forget()
 
 
 def chain_id() -> int:

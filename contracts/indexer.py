@@ -4,6 +4,7 @@ the handlers apps registered (in AppConfig.ready()), confirmation-depth and re-o
 Each range is one db transaction: events stored, handlers called (in block/log order), cursor moved.
 A re-org is found by re-checking recorded block hashes; events from the fork block on are dropped and
 rewind callbacks are called with that block, all in one transaction, before the new branch is read.
+A node that is not the deployments' chain at all (contracts/chain_identity.py) raises WrongChain first.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from contracts import client
+from contracts import chain_identity, client
 from contracts.events import DecodedLog, decode_log
 from contracts.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor
 
@@ -236,6 +237,9 @@ def sync_chain(*, max_blocks: int | None = None) -> SyncReport:
     addresses = _addresses(chain)
     if not addresses:
         return report
+    # Another chain with this id (a reset dev chain) would look like a re-org from block 0 and drop every
+    # indexed event: WrongChain stops the pass before anything is read or dropped.
+    chain_identity.require_deployed_chain()
     report.reorg_fork = find_fork(chain)
     if report.reorg_fork is not None:
         rewind(chain, report.reorg_fork)

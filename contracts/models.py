@@ -15,6 +15,12 @@ class Deployment(models.Model):
     tx_hash = models.CharField(max_length=66)
     block_number = models.BigIntegerField()
     source_hash = models.CharField(max_length=66)
+    # The chain's identity as seen at deployment (contracts/chain_identity.py checks it before writing):
+    # a node with the same chain id but another genesis, or another block at `block_number`, is another
+    # chain (a reset dev chain, a wrong ETH_RPC_URL). Blank on rows recorded before these fields existed.
+    genesis_hash = models.CharField(max_length=66, blank=True)
+    block_hash = models.CharField(max_length=66, blank=True)
+    code_hash = models.CharField(max_length=66, blank=True, help_text="keccak256 of the runtime code")
     deployed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -3,18 +3,24 @@ item commits (or rolls back) with the service's rows; the relayer is kicked only
 
 Items are typed (`contracts.relayer_kinds`: ConsentGrantItem, RecordRootItem, ...): each knows its
 kind name, the payload stored for the relayer and its idempotency key.
+
+Every item ends `confirmed` or `failed` (with error_code and error_detail). Apps whose rows follow their
+items register listeners per kind (`register_listener`, from AppConfig.ready(), as indexer handlers
+are): told, inside the transaction that changes the items, when items fail and when failed items are
+queued again (`requeue_failed`: a retry).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from contracts import client
+from contracts import chain_identity, client
 from contracts.models import OutboxItem
 from contracts.relayer_kinds import BadItem, RelayItem, get_kind
 from healthhash.errors import DomainError
@@ -38,14 +44,20 @@ def _checked_payload(item: RelayItem) -> dict[str, Any]:
 
 
 def enqueue(item: RelayItem, *, idempotency_key: str | None = None) -> OutboxItem:
-    """Queue one chain write; an existing idempotency key returns the existing item (no duplicate).
+    """Queue one chain write; an existing idempotency key returns the existing item (no duplicate),
+    except a FAILED one, which is queued again with this payload (a retry: e.g. a fresh signature).
 
     The key is the item's own unless `idempotency_key` is given (a test that queues a replay on purpose).
+    Raises WrongChain when the node answers but is not the chain the contracts were deployed on.
     """
     payload = _checked_payload(item)
+    chain_identity.require_deployed_chain_if_reachable()
     key = idempotency_key or item.idempotency_key
     existing = OutboxItem.objects.filter(idempotency_key=key).first()
     if existing is not None:
+        if existing.status == OutboxItem.Status.FAILED and requeue_failed([existing.pk], payload=payload):
+            existing.refresh_from_db()
+            transaction.on_commit(kick_relayer)
         return existing
     try:
         # The savepoint keeps the caller's transaction usable if a concurrent enqueue wins the race.
@@ -68,6 +80,8 @@ def enqueue_many(items: Iterable[RelayItem]) -> list[OutboxItem]:
         OutboxItem(kind=item.kind, payload=_checked_payload(item), idempotency_key=item.idempotency_key)
         for item in items
     ]
+    if rows:
+        chain_identity.require_deployed_chain_if_reachable()
     created = OutboxItem.objects.bulk_create(rows, batch_size=500)
     if created:
         transaction.on_commit(kick_relayer)
@@ -107,3 +121,60 @@ def next_nonce(*, contract_name: str, kind: str, signer: str) -> int:
         status__in=[OutboxItem.Status.PENDING, OutboxItem.Status.SENT],
     ).count()
     return mined + queued
+
+
+ItemListener = Callable[[list[OutboxItem]], None]
+_on_failed: dict[str, list[ItemListener]] = {}
+_on_requeued: dict[str, list[ItemListener]] = {}
+
+
+def register_listener(kind: str, *, on_failed: ItemListener, on_requeued: ItemListener) -> None:
+    """Call `on_failed(items)` when items of `kind` end failed, and `on_requeued(items)` when failed
+    items are queued again; both inside the transaction that changes the items."""
+    if on_failed not in _on_failed.setdefault(kind, []):
+        _on_failed[kind].append(on_failed)
+    if on_requeued not in _on_requeued.setdefault(kind, []):
+        _on_requeued[kind].append(on_requeued)
+
+
+def _tell(listeners: dict[str, list[ItemListener]], ids: list[int]) -> None:
+    by_kind: dict[str, list[OutboxItem]] = {}
+    for row in OutboxItem.objects.filter(pk__in=ids).order_by("id"):
+        by_kind.setdefault(row.kind, []).append(row)
+    for kind, rows in by_kind.items():
+        for listener in listeners.get(kind, []):
+            listener(rows)
+
+
+def items_failed(ids: list[int]) -> None:
+    """Tell the listeners that these items are now failed (the relayer calls it in its transaction)."""
+    if ids:
+        _tell(_on_failed, ids)
+
+
+def requeue_failed(ids: list[int], *, payload: dict[str, Any] | None = None) -> int:
+    """Queue failed items again (with a new payload if given, e.g. a fresh signature); returns how many.
+
+    For an operator, after the cause is gone (the node was the wrong chain, the relayer ran out of
+    funds): `manage.py relay --retry-failed`. Listeners hear of it in the same transaction.
+    """
+    changes: dict[str, Any] = {
+        "status": OutboxItem.Status.PENDING,
+        "chain_tx": None,
+        "error_code": "",
+        "error_detail": "",
+        "confirmed_block": None,
+        "updated_at": timezone.now(),
+    }
+    if payload is not None:
+        changes["payload"] = payload
+    with transaction.atomic():
+        failed = list(
+            OutboxItem.objects.filter(pk__in=ids, status=OutboxItem.Status.FAILED).values_list(
+                "pk", flat=True
+            )
+        )
+        count = OutboxItem.objects.filter(pk__in=failed, status=OutboxItem.Status.FAILED).update(**changes)
+        if count:
+            _tell(_on_requeued, failed)
+    return count

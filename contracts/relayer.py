@@ -6,6 +6,8 @@ items to `sent` in ONE db transaction, THEN broadcast. After a crash, `sent` ite
 receipt are re-broadcast with the same raw bytes (same hash), so nothing is lost or sent twice.
 Only one relayer runs at a time: a short lease on the RelayerState singleton, taken by a conditional update,
 renewed between steps and checked where signed transactions are persisted (contracts/lease.py).
+A run starts by checking that the node is the deployments' chain (contracts/chain_identity.py), and an
+item is confirmed only with proof that our contract ran (its kind's events, or code at the target).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from contracts import client, indexer, lease
+from contracts import chain_identity, client, indexer, lease, outbox
 from contracts.events import decode_revert, encode_call
 from contracts.models import ChainTx, OutboxItem, RelayerState
 from contracts.relayer_kinds import BadItem, Outcome, RelayKind, get_kind
@@ -46,8 +48,10 @@ class RelayReport:
     waiting_txs: int = 0
     unavailable: bool = False
     busy: bool = False
+    wrong_chain: str = ""  # why the node is not the deployments' chain; nothing was sent or settled
     seconds: float = 0.0
     tx_timings: list[dict[str, Any]] = field(default_factory=list)
+    resent: set[str] = field(default_factory=set)  # hashes re-broadcast by this run (once each)
 
 
 def _after_broadcast(chain_tx: ChainTx) -> None:
@@ -73,9 +77,14 @@ def relay_once(*, max_items: int | None = None, receipt_timeout_s: float = RECEI
         return report
     try:
         with lease.holding(owner):
+            # Before anything: on another chain (a reset dev chain) every receipt is missing, and the
+            # old transactions would be re-sent and new ones sent to addresses without code.
+            chain_identity.require_deployed_chain()
             _confirm(report, receipt_timeout_s)
             _send_pending(max_items or settings.RELAYER_BATCH_SIZE, report)
             _confirm(report, receipt_timeout_s)
+    except chain_identity.WrongChain as exc:  # logged by the check itself, once per re-check
+        report.wrong_chain = exc.detail
     except (client.ChainUnavailable, client.ContractNotDeployed) as exc:
         log.warning("relayer: %s; items stay queued", exc)
         report.unavailable = True
@@ -118,9 +127,14 @@ def _send_pending(max_items: int, report: RelayReport) -> None:
 
 
 def _fail(item: OutboxItem, code: str, detail: str, report: RelayReport) -> None:
-    OutboxItem.objects.filter(pk=item.pk).update(
-        status=OutboxItem.Status.FAILED, error_code=code[:64], error_detail=detail, updated_at=timezone.now()
-    )
+    with transaction.atomic():
+        OutboxItem.objects.filter(pk=item.pk).update(
+            status=OutboxItem.Status.FAILED,
+            error_code=code[:64],
+            error_detail=detail,
+            updated_at=timezone.now(),
+        )
+        outbox.items_failed([item.pk])  # the rows that follow the item fail with it
     report.failed += 1
 
 
@@ -293,8 +307,13 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
             if receipt is not None:
                 _apply_receipt(chain_tx, receipt, report)
                 del waiting[tx_hash]
-            elif first_pass and not any(t["tx_hash"] == tx_hash for t in report.tx_timings):
+            elif (
+                first_pass
+                and tx_hash not in report.resent
+                and not any(t["tx_hash"] == tx_hash for t in report.tx_timings)
+            ):
                 _broadcast(chain_tx)  # from an earlier run (crash, node down): same bytes, same hash
+                report.resent.add(tx_hash)
                 report.rebroadcast += 1
         first_pass = False
         if not waiting or time.monotonic() > deadline:
@@ -302,9 +321,8 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
         # A dev chain mines at once, a real one every few seconds: start fast, back off to the cap.
         time.sleep(poll_s)
         poll_s = min(RECEIPT_POLL_S, poll_s * 2)
-    for chain_tx in waiting.values():
-        if not _drop_if_replaced(chain_tx):
-            report.waiting_txs += 1
+    # Set, not added to: relay_once confirms twice, and a transaction still waiting after both is one.
+    report.waiting_txs = sum(1 for chain_tx in waiting.values() if not _drop_if_replaced(chain_tx))
 
 
 def _drop_if_replaced(chain_tx: ChainTx) -> bool:
@@ -342,7 +360,11 @@ def _apply_receipt(chain_tx: ChainTx, receipt: dict[str, Any], report: RelayRepo
     if succeeded:
         target = client.deployment_address(kind.contract_name).lower()
         own_logs = [entry for entry in receipt_logs.logs if entry.address.lower() == target]
-        outcomes = kind.outcomes([item.payload for item in items], own_logs, block_number=block)
+        if not own_logs and not _has_code(receipt.get("to") or target, receipt["blockNumber"]):
+            # A call to an address without code "succeeds" and does nothing: never confirmed.
+            outcomes = [NO_CONTRACT] * len(items)
+        else:
+            outcomes = kind.outcomes([item.payload for item in items], own_logs, block_number=block)
     else:
         assert failure is not None  # a failed receipt always has a reason (_revert_reason)
         outcomes = [failure] * len(items)
@@ -364,7 +386,10 @@ def _settle_items(items: list[OutboxItem], outcomes: list[Outcome], block: int, 
     for item, outcome in zip(items, outcomes, strict=True):
         by_outcome.setdefault(outcome, []).append(item.pk)
     now = timezone.now()
+    failed: list[int] = []
     for outcome, ids in by_outcome.items():
+        if not outcome.confirmed:
+            failed += ids
         OutboxItem.objects.filter(pk__in=ids).update(
             status=OutboxItem.Status.CONFIRMED if outcome.confirmed else OutboxItem.Status.FAILED,
             error_code=outcome.error_code[:64],
@@ -376,6 +401,18 @@ def _settle_items(items: list[OutboxItem], outcomes: list[Outcome], block: int, 
             report.confirmed += len(ids)
         else:
             report.failed += len(ids)
+    outbox.items_failed(failed)  # inside the caller's transaction: the rows that follow them fail too
+
+
+NO_CONTRACT = Outcome(
+    False,
+    "no_contract",
+    "the target address has no contract code on this chain (not the chain the contracts were deployed on?)",
+)
+
+
+def _has_code(address: str, block: str) -> bool:
+    return client.rpc("eth_getCode", [address, block]) not in ("0x", "0x0", None)
 
 
 def _revert_reason(chain_tx: ChainTx, receipt: dict[str, Any]) -> Outcome:

@@ -219,11 +219,13 @@ class ConsentRevokeItem(RelayItem):
 
 class _SignedActionKind(RelayKind):
     """A call that takes one admin-signed message (with its signer) and reverts on failure: one item per
-    transaction; success = mined without revert."""
+    transaction; success = mined without revert AND one of `success_events` from the contract (every
+    successful call emits one, so a receipt without it did not run our contract)."""
 
     max_batch = 1
     message_type: type[DirectoryAction] | type[PlanApproval]
     label: str
+    success_events: tuple[str, ...]
 
     def encode_item(self, payload: Mapping[str, Any]) -> Any:
         try:
@@ -241,7 +243,10 @@ class _SignedActionKind(RelayKind):
     def outcomes(
         self, payloads: list[Mapping[str, Any]], logs: list[DecodedLog], *, block_number: int
     ) -> list[Outcome]:
-        return [CONFIRMED for _ in payloads]
+        if any(log.event in self.success_events for log in logs):
+            return [CONFIRMED for _ in payloads]
+        expected = " or ".join(self.success_events)
+        return [Outcome(False, "no_event", f"mined, but without the {expected} event") for _ in payloads]
 
 
 class DirectoryActionKind(_SignedActionKind):
@@ -250,6 +255,13 @@ class DirectoryActionKind(_SignedActionKind):
     function_name = "executeBySig"
     message_type = DirectoryAction
     label = "directory action"
+    success_events = (
+        "HospitalRegistered",
+        "HospitalDeactivated",
+        "DoctorRegistered",
+        "DoctorDeactivated",
+        "HospitalAdminChanged",
+    )
 
 
 @dataclass(frozen=True)
@@ -396,6 +408,7 @@ class TrainingPlanApprovalKind(_SignedActionKind):
     function_name = "approvePlanBySig"
     message_type = PlanApproval
     label = "plan approval"
+    success_events = ("PlanApproved",)
 
 
 @dataclass(frozen=True)

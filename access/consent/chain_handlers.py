@@ -1,4 +1,5 @@
-"""Handlers the indexer calls with ConsentRegistry events, and the consent side of the re-org rewind.
+"""Handlers the indexer calls with ConsentRegistry events, the consent side of the re-org rewind, and the
+outbox listeners through which a consent follows its grant or revoke item (failed, queued again).
 
 Each handler gets only events it has not seen (the indexer is idempotent on tx hash + log index) and
 runs inside the indexer's transaction for that block range, so the tables move with the cursor.
@@ -14,7 +15,10 @@ from typing import Any
 from access.consent import selectors as consent_selectors
 from access.consent.scopes import resolve_scope_hash
 from access.models import Consent, ConsentStatus, Hospital, User
-from contracts import indexer
+from contracts import indexer, outbox
+from contracts.events import error_name
+from contracts.models import OutboxItem
+from contracts.relayer_kinds import ConsentGrantKind, ConsentRevokeKind
 
 
 def register() -> None:
@@ -22,6 +26,8 @@ def register() -> None:
     indexer.register_handler("ConsentRegistry", "ConsentRevoked", on_consent_revoked)
     indexer.register_handler("ConsentRegistry", "ConsentSkipped", on_consent_skipped)
     indexer.register_rewind(rewind_from)
+    outbox.register_listener(ConsentGrantKind.name, on_failed=grants_failed, on_requeued=grants_requeued)
+    outbox.register_listener(ConsentRevokeKind.name, on_failed=revokes_failed, on_requeued=revokes_requeued)
 
 
 def _time(event: Any) -> dt.datetime:
@@ -134,11 +140,8 @@ def on_consent_skipped(events: Iterable[Any]) -> None:
     """The chain refused an item of a batch: a pending grant failed, or a pending revoke did."""
     for event in events:
         args = event.args
-        key, version, reason = (
-            args["consentId"],
-            int(args["version"]),
-            args.get("reasonName") or args["reason"],
-        )
+        # The event carries the custom error's selector; people read its name (DeadlineExpired).
+        key, version, reason = args["consentId"], int(args["version"]), error_name(args["reason"])
         Consent.objects.filter(consent_key=key, version=version, status=ConsentStatus.PENDING).update(
             status=ConsentStatus.FAILED, failure_reason=reason
         )
@@ -161,3 +164,50 @@ def rewind_from(block_number: int) -> None:
     # only the chain knew about disappear with the blocks that created them.
     orphaned.filter(grant_outbox__isnull=True).delete()
     orphaned.update(status=ConsentStatus.PENDING, granted_block=None, granted_at=None, grant_tx_hash="")
+    # Failures the relayer settled in those blocks are undone too (its rewind, which runs first, put
+    # their outbox items back in flight): the consents follow their items again.
+    in_flight = [OutboxItem.Status.PENDING, OutboxItem.Status.SENT]
+    Consent.objects.filter(status=ConsentStatus.FAILED, grant_outbox__status__in=in_flight).update(
+        status=ConsentStatus.PENDING, failure_reason=""
+    )
+    Consent.objects.filter(revoke_outbox__status__in=in_flight).exclude(revoke_failure_reason="").update(
+        revoke_failure_reason=""
+    )
+
+
+# --- consents follow their outbox items (contracts.outbox listeners) ------------------------------
+
+
+def _by_reason(items: list[OutboxItem]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for item in items:
+        groups.setdefault(item.error_code or "failed", []).append(item.pk)
+    return groups
+
+
+def grants_failed(items: list[OutboxItem]) -> None:
+    """A grant that failed in any way (skipped, reverted, never reached our contract) fails its consent,
+    which then no longer blocks a new grant of that consent (409 change_pending)."""
+    for reason, ids in _by_reason(items).items():
+        Consent.objects.filter(grant_outbox_id__in=ids, status=ConsentStatus.PENDING).update(
+            status=ConsentStatus.FAILED, failure_reason=reason[:64]
+        )
+
+
+def grants_requeued(items: list[OutboxItem]) -> None:
+    Consent.objects.filter(grant_outbox__in=items, status=ConsentStatus.FAILED).update(
+        status=ConsentStatus.PENDING, failure_reason=""
+    )
+
+
+def revokes_failed(items: list[OutboxItem]) -> None:
+    for reason, ids in _by_reason(items).items():
+        Consent.objects.filter(
+            revoke_outbox_id__in=ids, status=ConsentStatus.ACTIVE, revoke_failure_reason=""
+        ).update(revoke_failure_reason=reason[:64])
+
+
+def revokes_requeued(items: list[OutboxItem]) -> None:
+    Consent.objects.filter(revoke_outbox__in=items, status=ConsentStatus.ACTIVE).update(
+        revoke_failure_reason=""
+    )

@@ -24,6 +24,7 @@ from access.identity.users import address_of
 from access.models import Consent, ConsentStatus, Doctor, Hospital, Purpose, Role, User
 from contracts import outbox
 from contracts.messages import Domain, Grant, Revoke
+from contracts.models import OutboxItem
 from contracts.relayer_kinds import ConsentGrantItem, ConsentRevokeItem
 from contracts.typed_data import consent_id as chain_consent_id
 from healthhash.errors import Conflict, DomainError, Forbidden, NotFound
@@ -86,7 +87,10 @@ def _expected_version(rows: list[Consent], *, submitted: int | None = None) -> i
     Refuses while an earlier change is still on its way to the chain (its version would collide), and
     refuses a `submitted` version that was already used (a replayed signature).
     """
-    if submitted is not None and any(row.version == submitted for row in rows):
+    # A failed grant never reached the chain, so its version is free again: submitting it anew retries it.
+    if submitted is not None and any(
+        row.version == submitted and row.status != ConsentStatus.FAILED for row in rows
+    ):
         raise Conflict("this signed grant was already submitted", code="replayed")
     rows = [row for row in rows if row.status != ConsentStatus.FAILED]
     if any(row.status == ConsentStatus.PENDING or row.revocation_pending for row in rows):
@@ -270,7 +274,51 @@ def _store_checked_grants(results: list[CheckedGrant | DomainError]) -> list[Con
 
 
 def _store_pending_grants(checked: list[CheckedGrant]) -> list[Consent]:
-    """The pending consent rows and their outbox items, in bulk, inside the caller's transaction."""
+    """The pending consent rows and their outbox items, in bulk, inside the caller's transaction.
+
+    A grant of a (key, version) whose earlier grant failed is a retry: that row and its outbox item are
+    queued again with the new signature and terms."""
+    failed = {
+        (row.consent_key, row.version): row
+        for row in Consent.objects.filter(
+            consent_key__in={c.key for c in checked}, status=ConsentStatus.FAILED
+        ).select_for_update()
+    }
+    retried = {
+        id(c): _retry_failed_grant(c, failed[(c.key, c.grant.version)])
+        for c in checked
+        if (c.key, c.grant.version) in failed
+    }
+    fresh = iter(_store_new_grants([c for c in checked if id(c) not in retried]))
+    return [retried[id(c)] if id(c) in retried else next(fresh) for c in checked]
+
+
+def _retry_failed_grant(checked: CheckedGrant, row: Consent) -> Consent:
+    item = outbox.enqueue(ConsentGrantItem(checked.grant, checked.signature))
+    if item.status != OutboxItem.Status.PENDING:
+        raise Conflict("this signed grant was already submitted", code="replayed")
+    row.grant_outbox = item
+    row.status, row.failure_reason = ConsentStatus.PENDING, ""
+    row.grantee_user, row.grantee_hospital = checked.grantee.user, checked.grantee.hospital
+    row.expires_at = _expires_at(checked.grant)
+    row.save(
+        update_fields=[
+            "grant_outbox",
+            "status",
+            "failure_reason",
+            "grantee_user",
+            "grantee_hospital",
+            "expires_at",
+        ]
+    )
+    return row
+
+
+def _expires_at(grant: Grant) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(grant.expires_at, tz=dt.UTC) if grant.expires_at else None
+
+
+def _store_new_grants(checked: list[CheckedGrant]) -> list[Consent]:
     items = outbox.enqueue_many(ConsentGrantItem(c.grant, c.signature) for c in checked)
     consents = [
         Consent(
@@ -284,9 +332,7 @@ def _store_pending_grants(checked: list[CheckedGrant]) -> list[Consent]:
             scope=c.grant.scope,
             scope_hash="0x" + c.grant.scope_hash.hex(),
             purpose=c.grant.purpose,
-            expires_at=dt.datetime.fromtimestamp(c.grant.expires_at, tz=dt.UTC)
-            if c.grant.expires_at
-            else None,
+            expires_at=_expires_at(c.grant),
             version=c.grant.version,
         )
         for c, item in zip(checked, items, strict=True)
