@@ -10,12 +10,14 @@ portal, the page says how to build it.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseNotFound
 from whitenoise.middleware import WhiteNoiseMiddleware
 
-# The app loads only its own files and talks only to its own origin: no CDN, no inline script.
+# The app loads only its own files and talks only to its own origin (and to the public JSON-RPC node, see
+# content_security_policy): no CDN, no inline script.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -35,6 +37,32 @@ class PortalFilesMiddleware(WhiteNoiseMiddleware):
             super().add_files(root, prefix)
 
 
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def public_rpc_url() -> str:
+    """The chain's JSON-RPC URL that browsers may read from ("" when none is published): the access log's
+    Verify reads the Anchors contract there itself. ETH_PUBLIC_RPC_URL when set; else the node in use
+    (ETH_RPC_URL, or the dev chain's port as in contracts.client.rpc_url) only when it is on this machine,
+    without credentials: a remote ETH_RPC_URL may carry an API key, so it is never published by default."""
+    if settings.ETH_PUBLIC_RPC_URL:
+        return str(settings.ETH_PUBLIC_RPC_URL)
+    url = settings.ETH_RPC_URL or f"http://127.0.0.1:{settings.DEV_CHAIN_PORT}"
+    parts = urlsplit(url)
+    if parts.hostname in _LOOPBACK_HOSTS and not (parts.username or parts.password):
+        return str(url)
+    return ""
+
+
+def content_security_policy() -> str:
+    """CONTENT_SECURITY_POLICY, with the public JSON-RPC node's origin added to connect-src."""
+    parts = urlsplit(public_rpc_url())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return CONTENT_SECURITY_POLICY
+    origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
+
+
 def portal_index(request: HttpRequest, path: str = "") -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
@@ -47,7 +75,7 @@ def portal_index(request: HttpRequest, path: str = "") -> HttpResponse:
         body, status = NOT_BUILT.encode(), 503
     response = HttpResponse(body, status=status, content_type="text/html; charset=utf-8")
     response["Cache-Control"] = "no-cache"
-    response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response["Content-Security-Policy"] = content_security_policy()
     response["X-Content-Type-Options"] = "nosniff"
     response["Referrer-Policy"] = "same-origin"
     return response

@@ -155,6 +155,10 @@ SPECTACULAR_SETTINGS = {
 # Empty ETH_RPC_URL means: the project's own anvil on DEV_CHAIN_PORT, state kept under var/chain.
 ETH_RPC_URL = env.str("ETH_RPC_URL", default="")
 DEV_CHAIN_PORT = env.int("DEV_CHAIN_PORT", default=8545)
+# The JSON-RPC URL browsers may read the chain from (the portal's access-log Verify reads the Anchors
+# contract itself; the portal's CSP allows its origin). Empty: the node in use if it is on this machine
+# (healthhash.portal.public_rpc_url), else none, since a remote ETH_RPC_URL may carry an API key.
+ETH_PUBLIC_RPC_URL = env.str("ETH_PUBLIC_RPC_URL", default="")
 DEV_CHAIN_STATE = VAR_DIR / "chain" / "anvil-state.json"
 CHAIN_CONFIRMATIONS = env.int("CHAIN_CONFIRMATIONS", default=0)
 RELAYER_PRIVATE_KEY = env.str("RELAYER_PRIVATE_KEY", default="") or local_secrets.relayer_private_key(

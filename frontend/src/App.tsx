@@ -3,11 +3,16 @@
 import { useEffect } from "react";
 import { ErrorNotice, Loading } from "./components/Notices";
 import { Page } from "./components/Page";
+import { BreakGlassReviews } from "./pages/admin/BreakGlassReviews";
+import { BreakGlass } from "./pages/doctor/BreakGlass";
 import { Chart } from "./pages/doctor/Chart";
 import { Patients } from "./pages/doctor/Patients";
+import { RequestAccess } from "./pages/doctor/RequestAccess";
+import { AccessLog } from "./pages/patient/AccessLog";
 import { Consents } from "./pages/patient/Consents";
 import { Grant } from "./pages/patient/Grant";
 import { Records } from "./pages/patient/Records";
+import { Requests } from "./pages/patient/Requests";
 import { Profile } from "./pages/Profile";
 import { RecordView } from "./pages/RecordView";
 import { SignIn } from "./pages/SignIn";
@@ -44,6 +49,10 @@ function screenFor(path: string, me: Me) {
   if (path === "/consents") return patient ? <Consents /> : <NotForYou />;
   if (path === "/consents/new") return patient ? <Grant /> : <NotForYou />;
   if (path === "/patients") return doctor ? <Patients /> : <NotForYou />;
+  if (path === "/requests") return patient ? <Requests /> : doctor ? <RequestAccess /> : <NotForYou />;
+  if (path === "/access-log") return patient ? <AccessLog /> : <NotForYou />;
+  if (path === "/break-glass") return doctor ? <BreakGlass /> : <NotForYou />;
+  if (path === "/break-glass/reviews") return me.role === "hospital_admin" ? <BreakGlassReviews /> : <NotForYou />;
   params = matchPath("/patients/:address", path);
   if (params?.address) return doctor ? <Chart address={params.address} /> : <NotForYou />;
   return <NotFound />;

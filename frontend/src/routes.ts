@@ -15,9 +15,16 @@ export function navFor(role: Role): NavLink[] {
       ? [
           { to: "/records", label: "My records" },
           { to: "/consents", label: "My consents" },
+          { to: "/requests", label: "Access requests" },
+          { to: "/access-log", label: "Access log" },
         ]
       : role === "doctor"
-        ? [{ to: "/patients", label: "My patients" }]
+        ? [
+            { to: "/patients", label: "My patients" },
+            { to: "/requests", label: "Request access" },
+            { to: "/break-glass", label: "Break-glass" },
+          ]
         : [];
+  if (role === "hospital_admin") own.push({ to: "/break-glass/reviews", label: "Break-glass reviews" });
   return [...own, { to: "/profile", label: "Profile" }];
 }

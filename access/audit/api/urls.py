@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from access.audit.api import breakglass_views
+from access.audit.api import breakglass_views, proof_views
 from access.audit.api import views as audit_views
 from access.consent.api import request_views
 
 urlpatterns = [
     path("patients/me/access-log", audit_views.AccessLogView.as_view(), name="my-access-log"),
+    path(
+        "patients/me/access-log/proof", proof_views.AccessLogProofView.as_view(), name="my-access-log-proof"
+    ),
     path("patients/me/break-glass", breakglass_views.MyBreakGlassView.as_view(), name="my-break-glass"),
     path("break-glass", breakglass_views.BreakGlassView.as_view(), name="break-glass"),
     path("break-glass/reviews", breakglass_views.ReviewQueueView.as_view(), name="break-glass-reviews"),

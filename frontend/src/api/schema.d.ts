@@ -667,6 +667,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/patients/me/access-log/proof": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description My access log as an independent verifier needs it, oldest first: each entry's canonical bytes
+         *     and the hash before it, so that entry_hash(n) = sha256(prev_hash(n) || canonical(n)) can be
+         *     recomputed from 32 zero bytes; and the latest anchored head's Merkle proof (leaf =
+         *     sha256(0x00 || patient || uint64 seq || head_hash), node = sha256(0x01 || left || right)) to the
+         *     root that Anchors.auditRootOf(batch_id) returns on chain `chain_id` at `contract_address`, with
+         *     the anchoring transaction and block. Only the patient herself: others get 403.
+         */
+        get: operations["patients_me_access_log_proof_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/patients/me/break-glass": {
         parameters: {
             query?: never;
@@ -1059,6 +1083,16 @@ export interface components {
          * @enum {string}
          */
         AccessLogEntryOutActionEnum: "open" | "deny" | "list" | "export" | "create" | "break_glass" | "tamper" | "release" | "predict";
+        AccessLogProofOut: {
+            /** @description The patient's checksummed address (the leaf's 20 bytes). */
+            patient: string;
+            /** @description Every entry of the patient's chain, oldest first. */
+            entries: components["schemas"]["ProofEntryOut"][];
+            /** @description The latest anchored head's proof; null before the first anchor. */
+            anchor: components["schemas"]["HeadProofOut"] | null;
+            /** @description A JSON-RPC URL of the chain that a browser may read the root from (empty when the operator publishes none; any node of the same chain gives the same answer). */
+            rpc_url: string;
+        };
         AccessRequestIn: {
             /** @description The patient's Ethereum address. */
             patient: string;
@@ -1377,6 +1411,31 @@ export interface components {
             /** Format: date-time */
             expires_at?: string | null;
             password?: string;
+        };
+        HeadProofOut: {
+            /** @description The anchored head's seq (the patient's latest anchored entry). */
+            seq: number;
+            /** @description 0x-hex entry_hash of that entry, as anchored. */
+            head_hash: string;
+            /** @description 0x-hex sha256(0x00 || patient (20 bytes) || seq (uint64 big-endian) || head_hash), for reference: recompute it. */
+            leaf_hash: string;
+            /** @description Position of the leaf among the batch's sorted leaves. */
+            leaf_index: number;
+            /** @description Sibling path from the leaf up to the root. */
+            proof: components["schemas"]["ProofStepOut"][];
+            /** @description 0x-hex Merkle root of the batch, as the server computed it. */
+            root: string;
+            /** @description 0x-hex bytes32: read Anchors.auditRootOf(batch_id) on chain. */
+            batch_id: string;
+            head_count: number;
+            /** @description The transaction that emitted AuditRootAnchored for the batch. */
+            tx_hash: string;
+            block_number: number | null;
+            /** Format: date-time */
+            anchored_at: string | null;
+            /** @description The Anchors contract holding the root. */
+            contract_address: string | null;
+            chain_id: number | null;
         };
         HealthOut: {
             /**
@@ -1794,6 +1853,26 @@ export interface components {
             readonly chain: components["schemas"]["ChainRefOut"];
             records_used: number;
         };
+        ProofEntryOut: {
+            seq: number;
+            /** @description The exact bytes the entry's hash commits to, base64 (standard alphabet, padded): compact JSON with sorted keys, ASCII only, carrying v, patient, seq, at, actor, action, purpose, outcome, legal_basis, record, reason, detail. Hash these bytes; never re-encode the decoded JSON. */
+            canonical_b64: string;
+            /** @description 0x-hex: the stored hash of the entry before (32 zero bytes for the first entry). */
+            prev_hash: string;
+            /** @description 0x-hex sha256(prev_hash || canonical bytes), as stored. */
+            entry_hash: string;
+        };
+        ProofStepOut: {
+            /**
+             * @description L: the sibling is on the left, node = sha256(0x01 || sibling || current); R: node = sha256(0x01 || current || sibling).
+             *
+             *     * `L` - L
+             *     * `R` - R
+             */
+            side: components["schemas"]["SideEnum"];
+            /** @description 0x-hex sibling hash. */
+            hash: string;
+        };
         ProvenanceOut: {
             readonly hospitals: components["schemas"]["HospitalRefOut"][];
             /** @description Rounds it descends from. */
@@ -1950,6 +2029,12 @@ export interface components {
             received_at: string | null;
             readonly chain: components["schemas"]["ChainRefOut"];
         };
+        /**
+         * @description * `L` - L
+         *     * `R` - R
+         * @enum {string}
+         */
+        SideEnum: "L" | "R";
         SignedGrantIn: {
             /** @description The EIP-712 Grant exactly as signed. */
             typed_data: {
@@ -5361,6 +5446,52 @@ export interface operations {
             };
         };
     };
+    patients_me_access_log_proof_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessLogProofOut"];
+                };
+            };
+            /** @description Not signed in (no session, or an unknown or revoked token). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not allowed for this user (role, consent or CSRF token). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A service it needs (chain node, record store, key ring) does not answer. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
     patients_me_break_glass_list: {
         parameters: {
             query?: {
@@ -5459,7 +5590,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"];
                 };
             };
-            /** @description storage_unavailable (the store cannot be read) or key_unavailable */
+            /** @description storage_unavailable (the store cannot be used), storage_read_only or storage_full (a record cannot be stored; reads still work), or key_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5690,7 +5821,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"];
                 };
             };
-            /** @description storage_unavailable (the store cannot be read) or key_unavailable */
+            /** @description storage_unavailable (the store cannot be used), storage_read_only or storage_full (a record cannot be stored; reads still work), or key_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5765,7 +5896,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"];
                 };
             };
-            /** @description storage_unavailable (the store cannot be read) or key_unavailable */
+            /** @description storage_unavailable (the store cannot be used), storage_read_only or storage_full (a record cannot be stored; reads still work), or key_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5857,7 +5988,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"];
                 };
             };
-            /** @description storage_unavailable (the store cannot be read) or key_unavailable */
+            /** @description storage_unavailable (the store cannot be used), storage_read_only or storage_full (a record cannot be stored; reads still work), or key_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5961,7 +6092,7 @@ export interface operations {
                     "application/json": components["schemas"]["ApiError"];
                 };
             };
-            /** @description storage_unavailable (the store cannot be read) or key_unavailable */
+            /** @description storage_unavailable (the store cannot be used), storage_read_only or storage_full (a record cannot be stored; reads still work), or key_unavailable */
             503: {
                 headers: {
                     [name: string]: unknown;

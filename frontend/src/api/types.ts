@@ -12,3 +12,6 @@ export type Hospital = Schemas["Hospital"];
 export type Category = Schemas["CategoryEnum"];
 export type Purpose = Schemas["PurposeEnum"];
 export type ErrorBody = Schemas["ApiError"];
+export type AccessLogEntry = Schemas["AccessLogEntryOut"];
+export type AccessLogProof = Schemas["AccessLogProofOut"];
+export type BreakGlass = Schemas["BreakGlassOut"];

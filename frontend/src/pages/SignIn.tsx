@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { FormError, TextField, type FormErrors } from "../components/Fields";
 import { Page } from "../components/Page";
+import { WalletSignIn } from "../components/WalletSignIn";
 import { formErrorsFrom } from "../lib/errors";
 import { useLocation } from "../router";
 import { useSession } from "../session";
@@ -62,6 +63,7 @@ export function SignIn() {
           {busy ? "Signing in…" : "Sign in"}
         </button>
       </form>
+      <WalletSignIn />
     </Page>
   );
 }

@@ -9,12 +9,14 @@ import { ChainFacts, StatusBadge } from "../../components/Chain";
 import { FORM, FormError, RadioGroup, SelectField, TextField, type FormErrors } from "../../components/Fields";
 import { ConnectionWatch, ErrorNotice, Loading } from "../../components/Notices";
 import { Page } from "../../components/Page";
+import { WalletSign } from "../../components/WalletSign";
 import { categoryLabel, recordLabel } from "../../components/RecordTable";
 import { useLoad } from "../../hooks/useLoad";
 import { useRefreshWhile } from "../../hooks/useRefreshWhile";
 import { CATEGORY_WORDS, consentState, grantSentence } from "../../lib/consent";
 import { formErrorsFrom } from "../../lib/errors";
 import { endOfDayIso, formatDate, todayIso } from "../../lib/format";
+import type { TypedPayload } from "../../lib/wallet";
 import { Link, useLocation } from "../../router";
 import { useMe } from "../../session";
 
@@ -117,6 +119,7 @@ export function Grant() {
 
   const confirm = async (event: FormEvent) => {
     event.preventDefault();
+    if (me.key_kind === "wallet") return; // the wallet's button signs
     if (!password) {
       setErrors({ password: "Enter your password to sign the grant." });
       return;
@@ -134,15 +137,22 @@ export function Grant() {
     }
   };
 
+  // Wallet users: the wallet signed the exact payload the server prepared; it goes back with its signature.
+  const submitSigned = async (signature: string) => {
+    setBusy(true);
+    try {
+      const typed_data = prepared as unknown as Record<string, unknown>;
+      setGranted(await call(api.POST("/api/consents", { body: { typed_data, signature } })));
+    } catch (error) {
+      // A refused signed payload (field typed_data.…) is said for the whole form.
+      setErrors(fieldOfTerm(form, formErrorsFrom(error, API_FIELDS)));
+    } finally {
+      setBusy(false);
+    }
+  };
+
   if (granted) return <GrantProgress initial={granted} sentence={grantSentence({ granteeName: grantee, scope: scopeOf(form), purpose: form.purpose, expiresAt: terms().expires_at, recordLabel: chosenRecord && recordLabel(chosenRecord) })} />;
 
-  if (me.key_kind !== "managed") {
-    return (
-      <Page title="Grant access">
-        <p>Granting with your own wallet comes with the wallet screens; until then use the API.</p>
-      </Page>
-    );
-  }
   if (directory.error) {
     return (
       <Page title="Grant access">
@@ -167,7 +177,7 @@ export function Grant() {
           <p className="plain-words" data-testid="grant-sentence">
             {grantSentence({ granteeName: grantee, scope: scopeOf(form), purpose: form.purpose, expiresAt, recordLabel: chosenRecord && recordLabel(chosenRecord) })}
           </p>
-          <h2>What your key will sign</h2>
+          <h2>What your {me.key_kind === "wallet" ? "wallet" : "key"} will sign</h2>
           <dl className="facts">
             <dt>Grant to</dt>
             <dd>
@@ -188,21 +198,33 @@ export function Grant() {
             </dd>
           </dl>
           <FormError errors={errors} />
-          <TextField
-            id="password"
-            label="Your password, to sign"
-            type="password"
-            autoComplete="current-password"
-            autoFocus
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-            error={errors.password}
-            hint="It unlocks your key for this one signature; HealthHash relays the signed grant to the chain for you."
-          />
+          {me.key_kind === "wallet" ? (
+            <WalletSign
+              payload={prepared as unknown as TypedPayload}
+              address={me.eth_address ?? ""}
+              label="Sign in my wallet and grant"
+              disabled={busy}
+              onSigned={submitSigned}
+            />
+          ) : (
+            <TextField
+              id="password"
+              label="Your password, to sign"
+              type="password"
+              autoComplete="current-password"
+              autoFocus
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              error={errors.password}
+              hint="It unlocks your key for this one signature; HealthHash relays the signed grant to the chain for you."
+            />
+          )}
           <div className="actions">
-            <button type="submit" className="primary" disabled={busy}>
-              {busy ? "Signing…" : "Sign and grant"}
-            </button>
+            {me.key_kind === "wallet" ? null : (
+              <button type="submit" className="primary" disabled={busy}>
+                {busy ? "Signing…" : "Sign and grant"}
+              </button>
+            )}
             <button type="button" onClick={() => setStep("edit")} disabled={busy}>
               Change
             </button>
