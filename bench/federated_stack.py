@@ -169,7 +169,7 @@ def _figures(job: TrainingJob) -> dict[str, Any]:
         if current.number > 1:
             overheads.append(period - local)
     samples = train[-1].metrics.get("samples", {}) if train else {}
-    return {
+    return _phases(train) | {
         "round_overhead_ms": round(1000 * statistics.median(overheads), 1),
         "round_overhead_p90_ms": round(1000 * sorted(overheads)[int(0.9 * (len(overheads) - 1))], 1),
         "round_period_ms": round(1000 * statistics.median(periods), 1),
@@ -178,3 +178,37 @@ def _figures(job: TrainingJob) -> dict[str, Any]:
         "hospitals": len(samples),
         "patients": sum(samples.values()),
     }
+
+
+def _phases(train: list[TrainingRound]) -> dict[str, Any]:
+    """Where a measured round's time goes (medians over the rounds after the first, ms): the dispatch, the
+    slowest hospital's release and dataset, its time from dispatch to its update's arrival less local
+    training (the broker hop, plan check, evaluation, upload and the update's checks), the wait from the
+    last update to the model version, and from the version to the next round's start."""
+    phases: dict[str, list[float]] = {}
+
+    def add(name: str, seconds: float | None) -> None:
+        if seconds is not None:
+            phases.setdefault(name, []).append(1000 * seconds)
+
+    for current, following in itertools.pairwise(train):
+        if current.number <= 1 or current.finished_at is None:
+            continue
+        updates = list(current.updates.exclude(received_at=None).exclude(dispatched_at=None))
+        if not updates:
+            continue
+        add("dispatch", (max(u.dispatched_at for u in updates) - current.started_at).total_seconds())
+        for name in ("release_s", "dataset_s", "upload_s"):
+            add(name.removesuffix("_s"), max(float(u.timings.get(name) or 0.0) for u in updates))
+        add(
+            "worker_other",
+            max(
+                (u.received_at - u.dispatched_at).total_seconds()
+                - sum(float(u.timings.get(k) or 0.0) for k in ("release_s", "dataset_s", "train_s", "upload_s"))
+                for u in updates
+            ),
+        )
+        add("to_version", (current.finished_at - max(u.received_at for u in updates)).total_seconds())
+        add("aggregation", current.timings.get("aggregation_s"))
+        add("to_next_round", (following.started_at - current.finished_at).total_seconds())
+    return {f"phase_{name}_ms": round(statistics.median(values), 1) for name, values in phases.items()}

@@ -161,6 +161,10 @@ def _wait_for(what: str, condition: Callable[[], Any], *, timeout_s: float = 60.
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _in_node(w3: Any, tx_hash: str) -> bool:
+    return w3.provider.make_request("eth_getTransactionByHash", [tx_hash]).get("result") is not None
+
+
 def _lease_holder_pid() -> int | None:
     owner = RelayerState.objects.filter(pk=1).values_list("lease_owner", flat=True).first()
     return int(owner.split(":")[1]) if owner else None
@@ -206,6 +210,9 @@ def test_kill_9_of_a_relayer_mid_run_loses_nothing_sends_nothing_twice_and_the_n
 
     first = relayer_processes("first")
     _wait_for("the first relayer's first transaction", lambda: ChainTx.objects.count() == 1)
+    # The relayer persists a signed transaction before it broadcasts it: mine only once the node holds it,
+    # or the block comes out empty and, with automine off, the first run waits for a block forever.
+    _wait_for("the node to hold the first transaction", lambda: _in_node(w3, ChainTx.objects.get().tx_hash))
     manual_mining()  # its first batch is mined; its next run signs the second and waits for a block
     _wait_for("the second transaction", lambda: ChainTx.objects.count() == 2)
     assert ChainTx.objects.filter(status="confirmed").count() == 1 and _lease_holder_pid() == first.pid

@@ -1,15 +1,18 @@
 """`manage.py hospital_worker` as production runs it: its own process on a real broker (the embedded SQLite
 broker; Redis db 6 too when CELERY_BROKER_URL says Redis, as CI's second run does), consuming the tasks the
 coordinator dispatches to `hospital.general-hospital` and delivering its moments and its update through
-the live API, while the database is unreachable from it and its KEK is another, random one."""
+the live API, while the database is unreachable from it and its KEK is another, random one. A private
+redis-server, killed with SIGKILL and started again mid-job, shows that a broker restart loses no round."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from contracts.node import start_anvil
+from contracts.node import free_port, start_anvil
 from federated import rounds
 from federated.models import RoundUpdate, TrainingJob
 from healthhash.celery import app as celery_app
@@ -56,13 +59,73 @@ def broker_url_fixture(
         redis.Redis.from_url(url).flushdb()
     else:
         url = f"sqla+sqlite:///{tmp_path / 'broker.sqlite3'}"
+    _publish_to(url, monkeypatch)
+    yield url
+    if request.param == "redis":
+        redis.Redis.from_url(url).flushdb()
+
+
+def _publish_to(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery's conf.broker_url reads the environment first
     monkeypatch.setattr(celery_app.conf, "broker_url", url)
     monkeypatch.setattr(celery_app, "_pool", None)
     monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
-    yield url
-    if request.param == "redis":
-        redis.Redis.from_url(url).flushdb()
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of this test's own on a free port, keeping nothing on disk (as the machine's is
+    configured): killed, it comes back empty, every message it held lost."""
+
+    folder: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "the private redis-server did not start"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture(name="private_redis")
+def private_redis_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    _publish_to(server.url, monkeypatch)
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture(name="key_file")
@@ -222,6 +285,42 @@ def test_a_worker_killed_mid_task_loses_no_round(
         assert RoundUpdate.objects.filter(round__job=job, round__number=1).count() == 1
     finally:
         _stop(replacement)
+
+
+def test_a_broker_killed_and_restarted_mid_job_loses_no_round(
+    federation: Federation, private_redis: RedisServer, key_file: Path, tmp_path: Path
+) -> None:
+    """kill -9 of the broker between rounds: the next round's task cannot be sent and nothing is queued
+    anywhere. After the broker comes back (empty), the sweep sends what the broker never took, the worker
+    has reconnected by itself, and the round is delivered and counted once."""
+    process, log = _start_worker(federation, private_redis.url, key_file, tmp_path)
+    try:
+        job = federation.start(federation.job())
+        _wait_for(lambda: _status(job, 0, federation) != "dispatched", process, log, what="round 0's moments")
+
+        private_redis.kill()
+        assert rounds.aggregate_round(job=job, number=0) is not None  # round 1 starts; its send fails
+        row = RoundUpdate.objects.get(round__job=job, round__number=1, hospital=federation.personas.general)
+        assert row.status == RoundUpdate.Status.DISPATCHED and row.dispatched_at is None  # never sent
+
+        private_redis.start()
+        resent = 0
+
+        def delivered() -> bool:
+            nonlocal resent
+            if _status(job, 1, federation) != "dispatched":
+                return True
+            resent += rounds.sweep_rounds()["resent"]  # what a beat sweep does every few seconds
+            return False
+
+        _wait_for(delivered, process, log, what="round 1's update after the broker restart")
+        row.refresh_from_db()
+        assert row.status == RoundUpdate.Status.ACCEPTED, (row.reason_code, row.reason_detail)
+        assert resent >= 1 and RoundUpdate.objects.filter(round__job=job, round__number=1).count() == 1
+        assert process.poll() is None  # the same worker, reconnected: no restart needed
+        _wait_for(lambda: "round 1: accepted" in log.read_text(), process, log, what="the worker's log")
+    finally:
+        _stop(process)
 
 
 def test_a_worker_whose_node_is_another_chain_refuses_to_start(
