@@ -194,21 +194,25 @@ def _phases(train: list[TrainingRound]) -> dict[str, Any]:
     for current, following in itertools.pairwise(train):
         if current.number <= 1 or current.finished_at is None:
             continue
-        updates = list(current.updates.exclude(received_at=None).exclude(dispatched_at=None))
+        updates = [
+            (u.dispatched_at, u.received_at, u.timings)
+            for u in current.updates.all()
+            if u.dispatched_at is not None and u.received_at is not None
+        ]
         if not updates:
             continue
-        add("dispatch", (max(u.dispatched_at for u in updates) - current.started_at).total_seconds())
+        add("dispatch", (max(sent for sent, _, _ in updates) - current.started_at).total_seconds())
         for name in ("release_s", "dataset_s", "upload_s"):
-            add(name.removesuffix("_s"), max(float(u.timings.get(name) or 0.0) for u in updates))
+            add(name.removesuffix("_s"), max(float(t.get(name) or 0.0) for _, _, t in updates))
+        worker_phases = ("release_s", "dataset_s", "train_s", "upload_s")
         add(
             "worker_other",
             max(
-                (u.received_at - u.dispatched_at).total_seconds()
-                - sum(float(u.timings.get(k) or 0.0) for k in ("release_s", "dataset_s", "train_s", "upload_s"))
-                for u in updates
+                (received - sent).total_seconds() - sum(float(t.get(k) or 0.0) for k in worker_phases)
+                for sent, received, t in updates
             ),
         )
-        add("to_version", (current.finished_at - max(u.received_at for u in updates)).total_seconds())
+        add("to_version", (current.finished_at - max(received for _, received, _ in updates)).total_seconds())
         add("aggregation", current.timings.get("aggregation_s"))
         add("to_next_round", (following.started_at - current.finished_at).total_seconds())
     return {f"phase_{name}_ms": round(statistics.median(values), 1) for name, values in phases.items()}

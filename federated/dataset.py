@@ -8,7 +8,9 @@ skipped and reported, never used.
 
 Decrypt once per job: `DatasetCache` keeps, per job, what each record contributed; a later round's
 release (its own pinned block) is served from it, reading only records not seen before, so a patient
-revoked since is simply absent from that release and dropped without re-reading anything.
+revoked since is simply absent from that release and dropped without re-reading anything. The cache
+also keeps the job's last release (ids, patients, digests), so a later round asks only for a delta from
+its block (release_format): no key is sent twice, and an unchanged round's release is a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from eth_account import Account
 
 from ehr.storage.base import BlockCorrupted, ContentStore, StorageError
 from federated.features import LABEL, N_FEATURES, contribution_of
-from federated.release_format import ReleasedRecord, open_records
+from federated.release_format import ReleaseContents, ReleasedRecord, open_contents
 from healthhash import sealing
 
 FHIR_JSON = "application/fhir+json"
@@ -71,11 +73,11 @@ def hospital_account_of(private_key: bytes) -> str:
     return Account.from_key(private_key).address
 
 
-def open_release(
+def open_release_contents(
     sealed_bytes: bytes, *, private_key: bytes, job_key: str, pinned_block: int
-) -> list[ReleasedRecord]:
-    """The release's records; ReleaseBroken if it is not for this key, job and block."""
-    return open_records(
+) -> ReleaseContents:
+    """The opened release (full or delta); ReleaseBroken if it is not for this key, job and block."""
+    return open_contents(
         sealed_bytes,
         private_key=private_key,
         job_key=job_key,
@@ -97,37 +99,78 @@ def load_dataset(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """A record of the job's current release, as the cache keeps it: no key."""
+
+    record_id: str
+    patient_address: str
+    digest: str
+
+
 @dataclass
 class _JobEntry:
     # record id -> (digest it was read with, what it contributed)
     contributions: dict[str, tuple[str, Contribution]] = field(default_factory=dict)
+    # The last release assembled for the job (its block and records): the base of the next delta.
+    block: int | None = None
+    members: list[_Member] = field(default_factory=list)
+
+
+class DeltaUnusable(Exception):
+    """A delta release whose base this cache does not hold (evicted, restarted, or a record of the base
+    never read): the caller asks for a full release."""
 
 
 class DatasetCache:
     """Per job, what each released record contributed, so each record is read and decrypted once per
-    job. Holds the `max_jobs` most recently used jobs. Holds features, never keys or sealed bytes."""
+    job, and the job's last release, so that the next can be a delta from it. Holds the `max_jobs` most
+    recently used jobs. Holds features, never keys or sealed bytes."""
 
     def __init__(self, *, max_jobs: int = 4) -> None:
         self._jobs: OrderedDict[str, _JobEntry] = OrderedDict()
         self._max_jobs = max_jobs
 
+    def known_block(self, job_key: str) -> int | None:
+        """The block of the job's release a delta can start from: one whose every record was read."""
+        entry = self._jobs.get(job_key)
+        if entry is None or entry.block is None:
+            return None
+        if any(member.record_id not in entry.contributions for member in entry.members):
+            return None  # a record skipped last time (its blob missing) is read again, with its key
+        return entry.block
+
     def dataset_for(
         self, *, sealed_bytes: bytes, job_key: str, pinned_block: int, private_key: bytes, store: ContentStore
     ) -> LocalDataset:
-        """The round's dataset: exactly the patients of this release, from the cache where possible."""
-        released = open_release(
+        """The round's dataset: exactly the records of this release (full, or a delta applied to the
+        job's last one), read from the store only where the cache has not seen them."""
+        contents = open_release_contents(
             sealed_bytes, private_key=private_key, job_key=job_key, pinned_block=pinned_block
         )
         entry = self._entry(job_key)
-        unseen = [r for r in released if entry.contributions.get(r.record_id, ("",))[0] != r.digest]
+        members = [_Member(r.record_id, r.patient_address, r.digest) for r in contents.records]
+        if contents.is_delta:
+            if entry.block != contents.base_block or self.known_block(job_key) is None:
+                raise DeltaUnusable(
+                    f"the release is a delta from block {contents.base_block}; this worker holds "
+                    f"{'no release' if entry.block is None else f'block {entry.block}'} of the job"
+                )
+            gone = set(contents.removed) | {m.record_id for m in members}
+            members = sorted(
+                [m for m in entry.members if m.record_id not in gone] + members,
+                key=lambda m: (m.patient_address, m.record_id),
+            )
+        unseen = [r for r in contents.records if entry.contributions.get(r.record_id, ("",))[0] != r.digest]
         skipped = []
         for record, outcome in zip(unseen, read_records(unseen, store=store), strict=True):
             if isinstance(outcome, SkippedRecord):
                 skipped.append(outcome)  # not cached: a repaired blob is read again next round
             else:
                 entry.contributions[record.record_id] = (record.digest, outcome)
+        entry.block, entry.members = pinned_block, members
         return _assemble(
-            released,
+            members,
             entry.contributions,
             pinned_block=pinned_block,
             skipped=tuple(skipped),
@@ -186,7 +229,7 @@ def read_record(record: ReleasedRecord, *, fetched: bytes | StorageError) -> Con
 
 
 def _assemble(
-    released: list[ReleasedRecord],
+    released: list[_Member],
     contributions: dict[str, tuple[str, Contribution]],
     *,
     pinned_block: int,

@@ -10,7 +10,9 @@ format is federated.release_format's.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
+from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -37,6 +39,8 @@ from healthhash.errors import Conflict, DomainError
 logger = logging.getLogger(__name__)
 
 _LOOKUP_CHUNK = 500
+_ORDER = ("patient_address", "id")  # a release lists its records by patient, then id
+_FIELDS = ("id", "patient_address", "cid", "digest", "content_type", "wrapped_key")  # what _released takes
 
 
 class HospitalInactive(Conflict):
@@ -49,46 +53,66 @@ class BlockNotIndexed(Conflict):
     code = "block_not_indexed"
 
 
-def release_dataset(*, hospital: Hospital, job_key: str, pinned_block: int) -> SealedRelease:
+def release_dataset(
+    *, hospital: Hospital, job_key: str, pinned_block: int, known_block: int | None = None
+) -> SealedRelease:
     """Seal to `hospital` the records it may train on as of `pinned_block`, for job `job_key`.
 
     Only FHIR JSON records are released (the training tasks read FHIR; files stay home). Each included
     patient gets one access-log entry per (job, hospital): a later release for the same pair logs only
     the patients not logged before (e.g. consents granted since the last pinned block).
+
+    `known_block`: the worker holds this job's release at that block, so the answer is a delta from it
+    (release_format): only the records added since carry a key, the ones gone are named by id. The
+    selection at both blocks is the same consent rule; a delta tells nothing a full release would not.
     """
     if not job_key:
         raise DomainError("A release needs a job key.", field="job_key", code="job_key_required")
     _check_releasable(hospital, pinned_block)
+    if known_block is not None:
+        _check_releasable(hospital, known_block)
     public_key = hospital_public_key(hospital=hospital)
-    with transaction.atomic():
-        # One release per hospital at a time: two for the same job must not both log the same patient.
-        locked = Hospital.objects.select_for_update().get(pk=hospital.pk)
-        records = _released_rows(locked, pinned_block)
-        released = [_released(row) for row in records]
-        # Sealed inside the transaction: a release that fails to seal leaves no log entry behind.
-        sealed = seal_records(
-            released,
-            job_key=job_key,
-            hospital_account=locked.account_address,
-            pinned_block=pinned_block,
-            public_key=public_key,
-        )
-        _log_release(locked, job_key=job_key, pinned_block=pinned_block, records=records)
-    patients = {row.patient_address for row in records}
+    # Reads only, outside any transaction (on SQLite every transaction takes the write lock): five
+    # hospitals' releases of a round run side by side. Only new access-log entries take a transaction.
+    removed: list[str] = []
+    if known_block is None:
+        rows = list(_releasable(hospital, pinned_block).order_by(*_ORDER).values_list(*_FIELDS))
+        now = {row[0]: row[1] for row in rows}
+        released = [_released(*row) for row in rows]
+    else:
+        now, then = _released_ids(hospital, pinned_block), _released_ids(hospital, known_block)
+        added = [record_id for record_id in now if record_id not in then]
+        removed = [str(record_id) for record_id in then if record_id not in now]
+        released = _released_records(added)
+    # Sealed before anything is logged: a release that fails to seal leaves no log entry behind.
+    sealed = seal_records(
+        released,
+        job_key=job_key,
+        hospital_account=hospital.account_address,
+        pinned_block=pinned_block,
+        public_key=public_key,
+        base_block=known_block,
+        removed=removed,
+    )
+    _log_release(hospital, job_key=job_key, pinned_block=pinned_block, patients=list(now.values()))
+    patients = set(now.values())
     logger.info(
-        "release for job %s to %s at block %s: %s records of %s patients",
+        "release for job %s to %s at block %s: %s records of %s patients (%s)",
         job_key,
-        locked.slug,
+        hospital.slug,
         pinned_block,
-        len(released),
+        len(now),
         len(patients),
+        "full"
+        if known_block is None
+        else f"from block {known_block}: {len(released)} new, {len(removed)} gone",
     )
     return SealedRelease(
         job_key=job_key,
-        hospital_slug=locked.slug,
-        hospital_account=locked.account_address,
+        hospital_slug=hospital.slug,
+        hospital_account=hospital.account_address,
         pinned_block=pinned_block,
-        record_count=len(released),
+        record_count=len(now),
         patient_count=len(patients),
         sealed_bytes=sealed,
     )
@@ -117,12 +141,18 @@ def _releasable(hospital: Hospital, pinned_block: int) -> QuerySet[Record]:
     return Record.objects.filter(covered, content_type=FHIR_JSON)
 
 
-def _released_rows(hospital: Hospital, pinned_block: int) -> list[Record]:
-    return list(
-        _releasable(hospital, pinned_block)
-        .order_by("patient_address", "id")
-        .only("id", "patient_address", "cid", "digest", "content_type", "wrapped_key")
-    )
+def _released_ids(hospital: Hospital, pinned_block: int) -> dict[uuid.UUID, str]:
+    """Record id -> patient address of the records released at the block, in the release's order."""
+    return dict(_releasable(hospital, pinned_block).order_by(*_ORDER).values_list("id", "patient_address"))
+
+
+def _released_records(record_ids: list[uuid.UUID]) -> list[ReleasedRecord]:
+    """The records with their data keys unwrapped, in the order of `record_ids`."""
+    rows: dict[uuid.UUID, tuple[Any, ...]] = {}
+    for start in range(0, len(record_ids), _LOOKUP_CHUNK):
+        chunk = record_ids[start : start + _LOOKUP_CHUNK]
+        rows.update((row[0], row) for row in Record.objects.filter(pk__in=chunk).values_list(*_FIELDS))
+    return [_released(*rows[record_id]) for record_id in record_ids]
 
 
 def released_patients(*, hospital: Hospital, pinned_block: int) -> set[str]:
@@ -132,24 +162,40 @@ def released_patients(*, hospital: Hospital, pinned_block: int) -> set[str]:
     return {to_checksum_address(address) for address in rows}
 
 
-def _released(row: Record) -> ReleasedRecord:
+def _released(
+    record_id: uuid.UUID, patient_address: str, cid: str, digest: str, content_type: str, wrapped_key: bytes
+) -> ReleasedRecord:
     data_key = keys.unwrap_data_key(
-        wrapped_key=bytes(row.wrapped_key), record_id=row.id, patient_address=row.patient_address
+        wrapped_key=bytes(wrapped_key), record_id=record_id, patient_address=patient_address
     )
     return ReleasedRecord(
-        record_id=str(row.id),
-        patient_address=row.patient_address,
-        cid=row.cid,
-        digest=row.digest,
-        content_type=row.content_type,
+        record_id=str(record_id),
+        patient_address=patient_address,
+        cid=cid,
+        digest=digest,
+        content_type=content_type,
         data_key=data_key,
     )
 
 
-def _log_release(hospital: Hospital, *, job_key: str, pinned_block: int, records: list[Record]) -> int:
-    """One TRAINING "release" entry per patient not yet logged for (job, hospital); returns how many."""
-    per_patient = Counter(row.patient_address for row in records)
-    new = sorted(set(per_patient) - _already_logged(hospital, job_key, list(per_patient)))
+def _log_release(hospital: Hospital, *, job_key: str, pinned_block: int, patients: list[str]) -> int:
+    """One TRAINING "release" entry per patient not yet logged for (job, hospital); returns how many.
+    `patients` has one item per released record (the entry counts them)."""
+    per_patient = Counter(patients)
+    if not set(per_patient) - _already_logged(hospital, job_key, list(per_patient)):
+        return 0  # the usual later round: nothing to write, no transaction
+    with transaction.atomic():
+        # One logger per hospital at a time: two releases for the same job must not both log a patient.
+        Hospital.objects.select_for_update().get(pk=hospital.pk)
+        new = sorted(set(per_patient) - _already_logged(hospital, job_key, list(per_patient)))
+        return _log_new(
+            hospital, job_key=job_key, pinned_block=pinned_block, new=new, per_patient=per_patient
+        )
+
+
+def _log_new(
+    hospital: Hospital, *, job_key: str, pinned_block: int, new: list[str], per_patient: Counter[str]
+) -> int:
     if not new:
         return 0
     bases = consent_rule.legal_bases(

@@ -3,12 +3,19 @@ read back. Django-free: the worker imports it without database credentials.
 
 Wire format: `healthhash.sealing.seal_release` over UTF-8 compact JSON
 
-    {"v": 1, "job": job_key, "hospital": account address, "pinned_block": n,
+    {"v": 2, "job": job_key, "hospital": account address, "pinned_block": n,
+     "base_block": null | b, "removed": [uuid, ...],
      "records": [{"id": uuid, "patient": address, "cid": CID, "digest": sha256 hex of the sealed bytes,
                   "content_type": type, "key": base64 data key}, ...]}
 
 bound (AAD) to job, hospital account and pinned block by `sealing.release_aad`, so a release replayed
 for another job, hospital or round does not open.
+
+A full release (`base_block` null) lists every record the hospital may use at the pinned block. A delta
+(`base_block` b, asked for by a worker that holds the job's release at block b) lists only the records
+added since b, with their keys, and the ids of the records no longer released (`removed`): the release
+at the pinned block is the one at b, less `removed`, plus `records`. A round whose consents did not
+change since the last one is a few hundred bytes, and no data key is unwrapped or sent twice.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from dataclasses import dataclass
 
 from healthhash import sealing
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ReleaseBroken(Exception):
@@ -55,6 +62,19 @@ class SealedRelease:
     sealed_bytes: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseContents:
+    """An opened release: `records` (with keys) and, for a delta, its base block and removed ids."""
+
+    records: list[ReleasedRecord]
+    base_block: int | None = None
+    removed: tuple[str, ...] = ()
+
+    @property
+    def is_delta(self) -> bool:
+        return self.base_block is not None
+
+
 def seal_records(
     records: list[ReleasedRecord],
     *,
@@ -62,13 +82,18 @@ def seal_records(
     hospital_account: str,
     pinned_block: int,
     public_key: bytes,
+    base_block: int | None = None,
+    removed: list[str] | None = None,
 ) -> bytes:
-    """The sealed bytes of a release: the whole list under one fresh release key sealed to `public_key`."""
+    """The sealed bytes of a release: the list under one fresh release key sealed to `public_key` (a
+    delta from `base_block` when given: `records` are the added ones, `removed` the ids dropped)."""
     body = {
         "v": FORMAT_VERSION,
         "job": job_key,
         "hospital": hospital_account,
         "pinned_block": pinned_block,
+        "base_block": base_block,
+        "removed": sorted(removed or []),
         "records": [
             {
                 "id": r.record_id,
@@ -89,13 +114,32 @@ def seal_records(
 def open_records(
     sealed_bytes: bytes, *, private_key: bytes, job_key: str, hospital_account: str, pinned_block: int
 ) -> list[ReleasedRecord]:
+    """The records of a full release; raises ReleaseBroken on any mismatch, or if it is a delta."""
+    contents = open_contents(
+        sealed_bytes,
+        private_key=private_key,
+        job_key=job_key,
+        hospital_account=hospital_account,
+        pinned_block=pinned_block,
+    )
+    if contents.is_delta:
+        raise ReleaseBroken(f"the release is a delta from block {contents.base_block}, not a full one")
+    return contents.records
+
+
+def open_contents(
+    sealed_bytes: bytes, *, private_key: bytes, job_key: str, hospital_account: str, pinned_block: int
+) -> ReleaseContents:
     """Open a release with the hospital's private key; raises ReleaseBroken on any mismatch."""
     aad = sealing.release_aad(job_key=job_key, hospital_account=hospital_account, pinned_block=pinned_block)
     try:
         body = json.loads(sealing.open_release(sealed_bytes, private_key=private_key, aad=aad))
         if body["v"] != FORMAT_VERSION:
             raise ReleaseBroken(f"release format {body['v']!r} is not {FORMAT_VERSION}")
-        return [
+        base_block = body["base_block"]
+        if base_block is not None and (isinstance(base_block, bool) or not isinstance(base_block, int)):
+            raise ValueError("base_block")
+        records = [
             ReleasedRecord(
                 record_id=r["id"],
                 patient_address=r["patient"],
@@ -106,6 +150,8 @@ def open_records(
             )
             for r in body["records"]
         ]
+        removed = tuple(str(record_id) for record_id in body["removed"])
+        return ReleaseContents(records=records, base_block=base_block, removed=removed)
     except sealing.SealBroken as exc:
         raise ReleaseBroken(f"the release does not open: {exc}") from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -215,8 +215,11 @@ def _reject_row(row_pk: int, error: DomainError, **sent: Any) -> None:
 # --------------------------------------------------------------------------- release, moments, refusals
 
 
-def release_for_worker(*, job_id: str, round_number: int, hospital_id: str, signer: str) -> SealedRelease:
-    """The hospital's dataset release for a round it still owes an answer (sealed to its public key)."""
+def release_for_worker(
+    *, job_id: str, round_number: int, hospital_id: str, signer: str, known_block: int | None = None
+) -> SealedRelease:
+    """The hospital's dataset release for a round it still owes an answer (sealed to its public key; a
+    delta from `known_block`, the block of the job's release the worker holds, when it names one)."""
     try:
         target = _target(job_id=job_id, round_number=round_number, hospital_id=hospital_id)
         round_updates.check_signer(signer=signer, hospital=target.hospital)
@@ -229,7 +232,10 @@ def release_for_worker(*, job_id: str, round_number: int, hospital_id: str, sign
         )
         raise
     return release.release_dataset(
-        hospital=target.hospital, job_key=target.job.job_id, pinned_block=target.training_round.pinned_block
+        hospital=target.hospital,
+        job_key=target.job.job_id,
+        pinned_block=target.training_round.pinned_block,
+        known_block=known_block,
     )
 
 

@@ -9,8 +9,9 @@ it to federated.rounds, which compares it with the hospital's account (403 `bad_
 
     GET  config[?hospital=slug]  {"chain_id", "training_registry" (null: not deployed), "cid_version",
                                   "hospital": {"slug", "hospital_id", "account_address", "active"} | null}
-    POST release    {"job_id", "round", "hospital_id", "auth"} -> {"record_count", "patient_count",
-                    "pinned_block", "sealed": base64 of the sealed release}
+    POST release    {"job_id", "round", "hospital_id", "known_block"?, "auth"} -> {"record_count",
+                    "patient_count", "pinned_block", "sealed": base64 of the sealed release (a delta from
+                    known_block when given)}
     POST moments    {..., "moments": FeatureMoments JSON, "auth"} -> {"status"}
     POST refusals   {..., "reason": code, "detail": text, "auth"} -> {"status"}
     POST updates    {"update": Update message, "signature", "cid", "patients", "metrics", "epsilon",
@@ -71,6 +72,16 @@ class SignedRequestIn(serializers.Serializer):
     round = serializers.IntegerField(min_value=0, max_value=2**32 - 1)
     hospital_id = serializers.RegexField(HEX32)
     auth = AuthIn()
+
+
+class ReleaseIn(SignedRequestIn):
+    known_block = serializers.IntegerField(
+        min_value=0,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        help_text="The block of this job's release the worker holds: the answer is a delta from it.",
+    )
 
 
 class MomentsIn(SignedRequestIn):
@@ -206,15 +217,17 @@ class WorkerConfigView(_WorkerView):
 
 
 class ReleaseView(_WorkerView):
-    @extend_schema(request=SignedRequestIn, responses={200: ReleaseOut, **_SIGNED_ERRORS})
+    @extend_schema(request=ReleaseIn, responses={200: ReleaseOut, **_SIGNED_ERRORS})
     def post(self, request: Request) -> Response:
-        """The round's dataset release for the signing hospital, sealed to its key."""
-        fields, signer = _signed(request, SignedRequestIn, "release")
+        """The round's dataset release for the signing hospital, sealed to its key (a delta from
+        `known_block` when the worker names the release it holds)."""
+        fields, signer = _signed(request, ReleaseIn, "release")
         release = rounds.release_for_worker(
             job_id=fields["job_id"].lower(),
             round_number=fields["round"],
             hospital_id=fields["hospital_id"].lower(),
             signer=signer,
+            known_block=fields.get("known_block"),
         )
         body = {
             "record_count": release.record_count,

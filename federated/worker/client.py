@@ -120,8 +120,10 @@ class WorkerApi:
 
     # ---------------------------------------------------------------- signed requests
 
-    def release(self, *, job_id: str, round_number: int) -> ReleaseAnswer:
-        body = self._signed("release", job_id=job_id, round_number=round_number, members={})
+    def release(self, *, job_id: str, round_number: int, known_block: int | None = None) -> ReleaseAnswer:
+        """The round's release: full, or a delta from `known_block` (the job's release this worker holds)."""
+        members = {} if known_block is None else {"known_block": known_block}
+        body = self._signed("release", job_id=job_id, round_number=round_number, members=members)
         answer = self._call("POST", "release", json=body)
         try:
             return ReleaseAnswer(

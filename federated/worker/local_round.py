@@ -36,14 +36,14 @@ from contracts.messages import Update
 from ehr.storage import StorageError
 from ehr.storage.unixfs import parse_cid
 from federated import patient_set, weights_format
-from federated.dataset import LocalDataset
+from federated.dataset import DeltaUnusable, LocalDataset
 from federated.local_training import LocalResult, round_seed, train_locally
 from federated.metrics import SplitMetrics, evaluate, validation_split
 from federated.networks import FeatureMoments, InvalidPlan, load_model
 from federated.plan import FEATURE_EXTRACTION_VERSION, PLAN_FORMAT, canonical_json
 from federated.privacy import DPConfig, DPRound, PrivacyRefused, plan_dp_round
 from federated.release_format import ReleaseBroken
-from federated.worker.client import ApiRefused
+from federated.worker.client import ApiRefused, ReleaseAnswer
 from federated.worker.round_task import (
     TRANSIENT_ERRORS,
     BadTask,
@@ -133,7 +133,8 @@ def check_plan(task: RoundTask, worker: HospitalWorker) -> None:
 def load_round_data(task: RoundTask, worker: HospitalWorker) -> RoundData:
     """Step 3: the release, opened and featurised (cached per job), split into training and validation."""
     started = time.perf_counter()
-    release = worker.api.release(job_id=task.job_id, round_number=task.round_number)
+    known_block = worker.datasets.known_block(task.job_id)
+    release = worker.api.release(job_id=task.job_id, round_number=task.round_number, known_block=known_block)
     released = time.perf_counter()
     if release.pinned_block != task.pinned_block:
         raise Refused(
@@ -141,13 +142,13 @@ def load_round_data(task: RoundTask, worker: HospitalWorker) -> RoundData:
             f"The release is pinned at block {release.pinned_block}, the round at {task.pinned_block}.",
         )
     try:
-        dataset = worker.datasets.dataset_for(
-            sealed_bytes=release.sealed_bytes,
-            job_key=task.job_id,
-            pinned_block=task.pinned_block,
-            private_key=worker.private_key,
-            store=worker.store,
-        )
+        try:
+            dataset = _dataset(task, worker, release)
+        except DeltaUnusable as exc:  # the cache changed between asking and opening: ask for all of it
+            log.info("job %s round %s: %s; asking for a full release", task.job_id, task.round_number, exc)
+            release = worker.api.release(job_id=task.job_id, round_number=task.round_number)
+            released = time.perf_counter()
+            dataset = _dataset(task, worker, release)
     except ReleaseBroken as exc:
         raise Refused(Reason.RELEASE_BROKEN, str(exc)) from exc
     except (StorageError, OSError, sqlite3.Error) as exc:  # the whole store, not one record, failed
@@ -181,6 +182,16 @@ def load_round_data(task: RoundTask, worker: HospitalWorker) -> RoundData:
         X_validation=dataset.X[validation],
         y_validation=dataset.y[validation],
         timings=timings,
+    )
+
+
+def _dataset(task: RoundTask, worker: HospitalWorker, release: ReleaseAnswer) -> LocalDataset:
+    return worker.datasets.dataset_for(
+        sealed_bytes=release.sealed_bytes,
+        job_key=task.job_id,
+        pinned_block=task.pinned_block,
+        private_key=worker.private_key,
+        store=worker.store,
     )
 
 

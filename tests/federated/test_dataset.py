@@ -14,10 +14,19 @@ import numpy as np
 import pytest
 from django.conf import settings
 
+from contracts import client
+from contracts.models import IndexerCursor
 from ehr import store
 from ehr.models import Record
 from ehr.storage import StorageError
-from federated.dataset import DatasetCache, LocalDataset, SkipReason, load_dataset
+from federated.dataset import (
+    DatasetCache,
+    DeltaUnusable,
+    LocalDataset,
+    SkipReason,
+    load_dataset,
+    open_release_contents,
+)
 from federated.features import FEATURE_NAMES, WDBC_SYSTEM
 from federated.release import release_dataset
 from tests.ehr.conftest import corrupt_blob
@@ -151,6 +160,97 @@ def test_a_later_round_drops_a_revoked_patient_without_reading_anything(world: W
     )
     assert spy.cats == 92 + 31
     assert_rows_match_the_table(world, newest, ["p0", "p3"])
+
+
+def test_a_delta_release_carries_only_what_changed_and_yields_the_full_releases_dataset(
+    world: WdbcWorld,
+) -> None:
+    """Rounds after the first ask for a delta from the block of the release the worker holds: the revoked
+    patient's records are named as gone (no key), a newly consenting patient's come with their keys, an
+    unchanged round's release holds no record at all; each round's dataset is the one a full release at
+    its block gives a worker with no cache."""
+    cache, spy = DatasetCache(), CountingStore()
+    first_block = world.head()
+    cache.dataset_for(
+        sealed_bytes=released(world, first_block),
+        job_key="job-1",
+        pinned_block=first_block,
+        private_key=world.hospital_key,
+        store=spy,  # type: ignore[arg-type]
+    )
+    assert cache.known_block("job-1") == first_block and cache.known_block("job-2") is None
+
+    def delta(base: int, pinned: int) -> tuple[LocalDataset, list[str], tuple[str, ...]]:
+        sealed = release_dataset(
+            hospital=world.hospital, job_key="job-1", pinned_block=pinned, known_block=base
+        ).sealed_bytes
+        contents = open_release_contents(
+            sealed, private_key=world.hospital_key, job_key="job-1", pinned_block=pinned
+        )
+        assert contents.base_block == base
+        dataset = cache.dataset_for(
+            sealed_bytes=sealed,
+            job_key="job-1",
+            pinned_block=pinned,
+            private_key=world.hospital_key,
+            store=spy,  # type: ignore[arg-type]
+        )
+        assert dataset.patients == load(world, pinned).patients  # what a worker with no cache gets
+        assert dataset.record_count == load(world, pinned).record_count
+        return dataset, [r.record_id for r in contents.records], contents.removed
+
+    world.revoke("p1")
+    revoked_block = world.head()
+    dataset, sent, gone = delta(first_block, revoked_block)
+    assert sent == [] and set(gone) == world.record_ids("p1") and dataset.records_read == 0
+    assert_rows_match_the_table(world, dataset, ["p0"])
+
+    unchanged_block = world.head() + 1
+    world.personas.chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    _index_to(unchanged_block)
+    _, sent, gone = delta(revoked_block, unchanged_block)
+    assert sent == [] and gone == ()
+
+    world.consents["p3"] = world.grant_training("p3")
+    granted_block = world.head()
+    dataset, sent, gone = delta(unchanged_block, granted_block)
+    assert set(sent) == world.record_ids("p3") and gone == () and dataset.records_read == 31
+    assert_rows_match_the_table(world, dataset, ["p0", "p3"])
+    assert spy.cats == 92 + 31  # every record read once in the job
+
+
+def test_a_delta_from_a_release_the_worker_does_not_hold_is_refused_and_a_skipped_record_needs_a_full_one(
+    world: WdbcWorld,
+) -> None:
+    block = world.head()
+    sealed = release_dataset(
+        hospital=world.hospital, job_key="job-1", pinned_block=block, known_block=block
+    ).sealed_bytes
+    with pytest.raises(DeltaUnusable, match="holds no release"):  # a restarted worker: empty cache
+        DatasetCache().dataset_for(
+            sealed_bytes=sealed,
+            job_key="job-1",
+            pinned_block=block,
+            private_key=world.hospital_key,
+            store=store.content_store(),
+        )
+    # A record whose blob could not be read is read again with its key: no delta from that release.
+    record = Record.objects.filter(patient_address=world.address("p0")).first()
+    assert record is not None
+    corrupt_blob(record.cid)
+    cache = DatasetCache()
+    cache.dataset_for(
+        sealed_bytes=released(world, block),
+        job_key="job-1",
+        pinned_block=block,
+        private_key=world.hospital_key,
+        store=store.content_store(),
+    )
+    assert cache.known_block("job-1") is None
+
+
+def _index_to(block: int) -> None:
+    IndexerCursor.objects.filter(chain_id=client.chain_id()).update(last_block=block)
 
 
 def test_the_worker_runs_in_a_process_without_django_or_database_settings(

@@ -67,7 +67,9 @@ def _released_patients(fed: Federation) -> set[str]:
     )
 
 
-def test_a_round_update_is_accepted_with_its_patients_metrics_and_timings(federation: Federation) -> None:
+def test_a_round_update_is_accepted_with_its_patients_metrics_and_timings(
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fed = federation
     general = fed.personas.general
     worker = fed.worker(general)
@@ -76,8 +78,17 @@ def test_a_round_update_is_accepted_with_its_patients_metrics_and_timings(federa
     assert moments_row.status == RoundUpdate.Status.ACCEPTED
     assert moments_row.moments is not None and moments_row.moments["count"] == 1
     task = fed.task(job, 1, general)
-    # Decrypt once per job: round 1's release (same block here) is served from round 0's cache.
+    asked: list[int | None] = []  # a spy on the worker's real API client: what each release asked for
+    real_release = worker.api.release
+
+    def release(**kwargs: Any) -> Any:
+        asked.append(kwargs.get("known_block"))
+        return real_release(**kwargs)
+
+    monkeypatch.setattr(worker.api, "release", release)
+    # Decrypt once per job: round 1's release is a delta from round 0's, served from its cache.
     assert load_round_data(task, worker).dataset.records_read == 0
+    assert asked == [fed.task(job, 0, general).pinned_block]
 
     outcome = run_round(task, worker)
 
