@@ -1023,7 +1023,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description The round's dataset release for the signing hospital, sealed to its key. */
+        /**
+         * @description The round's dataset release for the signing hospital, sealed to its key (a delta from
+         *     `known_block` when the worker names the release it holds).
+         */
         post: operations["training_worker_release_create"];
         delete?: never;
         options?: never;
@@ -1941,6 +1944,18 @@ export interface components {
             reason: string;
             detail: string;
         };
+        ReleaseIn: {
+            job_id: string;
+            /** Format: int64 */
+            round: number;
+            hospital_id: string;
+            auth: components["schemas"]["AuthIn"];
+            /**
+             * Format: int64
+             * @description The block of this job's release the worker holds: the answer is a delta from it.
+             */
+            known_block?: number | null;
+        };
         ReleaseOut: {
             record_count: number;
             patient_count: number;
@@ -2042,13 +2057,6 @@ export interface components {
             };
             /** @description 0x-hex, 65 bytes (eth_signTypedData_v4). */
             signature: string;
-        };
-        SignedRequestIn: {
-            job_id: string;
-            /** Format: int64 */
-            round: number;
-            hospital_id: string;
-            auth: components["schemas"]["AuthIn"];
         };
         /** @description Either `username` + `password` (a managed key is created) or a signed SIWE `message` + `signature`. */
         SignupIn: {
@@ -7035,7 +7043,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["SignedRequestIn"];
+                "application/json": components["schemas"]["ReleaseIn"];
             };
         };
         responses: {
