@@ -145,6 +145,21 @@ def test_an_unknown_export_format_is_a_400_naming_the_parameter(
     assert "csv" in body["detail"] and "fhir" in body["detail"]
 
 
+@pytest.mark.parametrize("export", ["csv", "fhir"])
+def test_a_download_takes_the_whole_log_but_refuses_bad_paging_parameters(
+    personas: Personas, alice_log: list[AccessLogEntry], export: str
+) -> None:
+    """Found by the schema fuzzer: a download ignored `limit`, so `limit=-6` was a 200 there only."""
+    client = personas.client_for(personas.alice)
+    response = client.get(f"/api/patients/me/access-log?format={export}&limit=-6")
+    assert response.status_code == 400
+    body = json.loads(response.content)
+    assert (body["error"], body["field"]) == ("invalid", "limit")
+    whole = client.get(f"/api/patients/me/access-log?format={export}&limit=1&offset=1")
+    assert whole.status_code == 200
+    assert whole.content == client.get(f"/api/patients/me/access-log?format={export}").content
+
+
 def test_csv_export_is_an_accounting_of_disclosures(
     personas: Personas, alice_log: list[AccessLogEntry]
 ) -> None:

@@ -19,6 +19,7 @@ from access.audit.api.serializers import AccessLogEntryOut, AccessLogQuery
 from access.audit.export import access_log_csv, access_log_fhir_bundle
 from access.identity.users import signed_in_user
 from access.models import AccessLogEntry
+from healthhash.pagination import StrictLimitOffsetPagination
 
 
 class _DownloadRenderer(BaseRenderer):
@@ -76,6 +77,10 @@ class AccessLogView(ListAPIView):
         export = request.query_params.get("format")
         if export not in ("csv", "fhir"):
             return super().get(request, *args, **kwargs)
+        # A download is the whole log, but paging parameters it ignores must still be valid ones.
+        paginator = StrictLimitOffsetPagination()
+        paginator.get_limit(request)
+        paginator.get_offset(request)
         entries = list(self.get_queryset().order_by("seq"))
         if export == "csv":
             response = HttpResponse(access_log_csv(entries), content_type="text/csv; charset=utf-8")
