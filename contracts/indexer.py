@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 
 from contracts import chain_identity, client
 from contracts.events import DecodedLog, decode_log
 from contracts.models import ChainEvent, Deployment, IndexedBlock, IndexerCursor
+from healthhash.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +206,13 @@ def _cursor(chain: int) -> IndexerCursor:
     return cursor
 
 
-def _index_range(chain: int, addresses: dict[str, str], start: int, end: int) -> tuple[int, int]:
-    """Read, store and dispatch one block range; returns (logs read, new events)."""
+def _index_range(
+    chain: int, addresses: dict[str, str], start: int, end: int, *, move_cursor: bool = True
+) -> tuple[int, int]:
+    """Read, store and dispatch one block range; returns (logs read, new events).
+
+    `move_cursor=False` (a rebuild's replay of the blocks not yet confirmed) stores and dispatches the
+    events as the relayer's receipt ingestion does, leaving the cursor for the confirmed blocks."""
     raw_logs = client.rpc(
         "eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end), "address": list(addresses)}]
     )
@@ -221,7 +227,10 @@ def _index_range(chain: int, addresses: dict[str, str], start: int, end: int) ->
     with transaction.atomic():
         new = _store_and_dispatch(chain, decoded, {n: t for n, (_, t) in headers.items()})
         _record_hashes(chain, {n: h for n, (h, _) in headers.items()})
-        IndexerCursor.objects.filter(chain_id=chain).update(last_block=end, last_block_hash=headers[end][0])
+        if move_cursor:
+            IndexerCursor.objects.filter(chain_id=chain).update(
+                last_block=end, last_block_hash=headers[end][0]
+            )
     return len(raw_logs), len(new)
 
 
@@ -248,30 +257,160 @@ def sync_chain(*, max_blocks: int | None = None) -> SyncReport:
     target = report.head - settings.CHAIN_CONFIRMATIONS
     if max_blocks is not None:
         target = min(target, cursor.last_block + max_blocks)
-    start = cursor.last_block + 1
-    report.from_block = start
+    report.from_block = cursor.last_block + 1
+    try:
+        _index_blocks(chain, addresses, report.from_block, target, report)
+    except _RangeMoved as exc:
+        log.warning("block %s changed while indexing; re-checking next pass", exc)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _index_blocks(
+    chain: int,
+    addresses: dict[str, str],
+    start: int,
+    target: int,
+    report: SyncReport,
+    *,
+    move_cursor: bool = True,
+) -> None:
+    """Index blocks start..target in adaptive ranges, adding to `report`; _RangeMoved stops it."""
     size = max(1, settings.INDEXER_MAX_BLOCK_RANGE)
     while start <= target:
         end = min(start + size - 1, target)
         try:
-            logs, new = _index_range(chain, addresses, start, end)
+            logs, new = _index_range(chain, addresses, start, end, move_cursor=move_cursor)
         except client.ChainRpcError as exc:
             if size == 1:
                 raise
             size = max(1, size // 4)  # the node refused the range (too many results): shrink and retry
             log.info("eth_getLogs %s-%s refused (%s); range now %s blocks", start, end, exc, size)
             continue
-        except _RangeMoved as exc:
-            log.warning("block %s changed while indexing; re-checking next pass", exc)
-            break
         report.logs += logs
         report.new_events += new
         report.ranges += 1
         report.to_block = end
         size = _next_size(size, logs)
         start = end + 1
+
+
+# --- is the index current? (after a database restore it is not) ----------------------------------
+
+# The index counts as behind the chain when it trails head - CHAIN_CONFIRMATIONS by more than this many
+# blocks AND the blocks it has not read hold events of our contracts: the chain records changes the
+# database has not seen (after a database restored to an older copy, a revocation mined since the backup
+# would answer "allowed"). In normal operation it trails by the blocks of one pass (a few), and blocks
+# without our events (other users of the chain, a test's clock) change no answer. A restore younger than
+# this many blocks is not told from a slow pass: the README's "After a restore" says to index first.
+MAX_INDEX_LAG_BLOCKS = 64
+CURRENT_CACHE_S = 1.0  # a current index is re-confirmed at most this often per process (the hot path)
+_current_until: dict[str, float] = {}  # rpc url -> monotonic time until which the index counts as current
+
+
+class IndexBehind(Unavailable):
+    """The index has not read changes the chain records (e.g. a restored database): answers would be stale."""
+
+    code = "index_behind"
+
+
+def index_position(chain: int) -> int | None:
+    """The highest block the database has indexed: the cursor, or a block whose receipt the relayer
+    indexed (it records their hashes) if higher. None before anything was indexed on this chain."""
+    cursor = IndexerCursor.objects.filter(chain_id=chain).values_list("last_block", flat=True).first()
+    recorded = IndexedBlock.objects.filter(chain_id=chain).aggregate(top=models.Max("number"))["top"]
+    known = [number for number in (cursor, recorded) if number is not None]
+    return max(known) if known else None
+
+
+def stale_by() -> int | None:
+    """Blocks by which the index trails the chain when it is known to be behind (see
+    MAX_INDEX_LAG_BLOCKS), else None: current, nothing indexed yet, or the node unreachable."""
+    try:
+        chain = client.chain_id()
+        position = index_position(chain)
+        if position is None:
+            return None
+        target = client.latest_block() - settings.CHAIN_CONFIRMATIONS
+        lag = target - position
+        if lag <= MAX_INDEX_LAG_BLOCKS:
+            return None
+        addresses = list(_addresses(chain))
+        try:
+            logs = client.rpc(
+                "eth_getLogs",
+                [{"fromBlock": hex(position + 1), "toBlock": hex(target), "address": addresses}],
+            )
+        except client.ChainRpcError:
+            return lag  # the node will not say what is in those blocks: assume the worst
+    except client.ChainUnavailable:
+        return None
+    return lag if any(not raw.get("removed") for raw in logs) else None
+
+
+def require_index_current() -> None:
+    """Raise IndexBehind (503) while the index is known to be behind the chain (stale_by).
+
+    Fail closed: a consent check must not answer from an index that has not seen the chain's last
+    revocations. Unknown (node down, nothing indexed) counts as current, as before: the index is then
+    all there is. A current verdict is kept CURRENT_CACHE_S per process, so the hot path rarely asks.
+    """
+    url = client.rpc_url()
+    if _current_until.get(url, 0.0) > time.monotonic():
+        return
+    lag = stale_by()
+    if lag is not None:
+        raise IndexBehind(
+            f"the consent index is {lag} blocks behind the chain (e.g. after a database restore); "
+            "answers resume once the indexer has caught up"
+        )
+    _current_until[url] = time.monotonic() + CURRENT_CACHE_S
+
+
+def forget_index_state() -> None:
+    """Re-check the index on the next call (a test restored the database under this process)."""
+    _current_until.clear()
+
+
+class ChainMovedDuringReplay(Exception):
+    """A block changed while a rebuild read it (a re-org in progress): nothing was kept; run it again."""
+
+
+def replay(chain: int, start: int) -> SyncReport:
+    """Store and dispatch every event from block `start` to head, as if new (a rebuild; the caller has
+    dropped the stored events and derived rows from `start` on and holds the transaction).
+
+    The cursor ends at head - CHAIN_CONFIRMATIONS as after a sync; the blocks above it are replayed too
+    (without moving the cursor), because the relayer had already indexed its own mined receipts there and
+    the answers must not step back. A later sync re-checks them by hash like any recorded block.
+    """
+    started = time.perf_counter()
+    report = SyncReport(from_block=start)
+    addresses = _addresses(chain)
+    report.head = client.latest_block()
+    target = report.head - settings.CHAIN_CONFIRMATIONS
+    try:
+        _index_blocks(chain, addresses, start, target, report)
+        _index_blocks(chain, addresses, max(start, target + 1), report.head, report, move_cursor=False)
+    except _RangeMoved as exc:
+        raise ChainMovedDuringReplay(f"block {exc} changed during the rebuild; run it again") from exc
     report.seconds = time.perf_counter() - started
     return report
+
+
+def contract_addresses(chain: int) -> dict[str, str]:
+    """Lower-case address -> contract name of this chain's deployments (empty: nothing deployed here)."""
+    return _addresses(chain)
+
+
+def first_deployment_block(chain: int) -> int:
+    """The lowest block any of this chain's deployments was made in: where indexing starts."""
+    return min(Deployment.objects.filter(chain_id=chain).values_list("block_number", flat=True))
+
+
+def rewind_callbacks() -> list[RewindCallback]:
+    """The registered re-org callbacks, in the order a re-org calls them."""
+    return list(_rewinds)
 
 
 def _next_size(size: int, logs: int) -> int:

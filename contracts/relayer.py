@@ -22,7 +22,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from contracts import chain_identity, client, indexer, lease, outbox
+from contracts import chain_identity, client, indexer, lease, outbox, rebuild
 from contracts.events import decode_revert, encode_call
 from contracts.models import ChainTx, OutboxItem, RelayerState
 from contracts.relayer_kinds import BadItem, Outcome, RelayKind, get_kind
@@ -49,6 +49,7 @@ class RelayReport:
     unavailable: bool = False
     busy: bool = False
     wrong_chain: str = ""  # why the node is not the deployments' chain; nothing was sent or settled
+    index_behind: int = 0  # blocks the index trailed the chain by; nothing was sent (see _index_caught_up)
     seconds: float = 0.0
     tx_timings: list[dict[str, Any]] = field(default_factory=list)
     resent: set[str] = field(default_factory=set)  # hashes re-broadcast by this run (once each)
@@ -81,8 +82,9 @@ def relay_once(*, max_items: int | None = None, receipt_timeout_s: float = RECEI
             # old transactions would be re-sent and new ones sent to addresses without code.
             chain_identity.require_deployed_chain()
             _confirm(report, receipt_timeout_s)
-            _send_pending(max_items or settings.RELAYER_BATCH_SIZE, report)
-            _confirm(report, receipt_timeout_s)
+            if _index_caught_up(report):
+                _send_pending(max_items or settings.RELAYER_BATCH_SIZE, report)
+                _confirm(report, receipt_timeout_s)
     except chain_identity.WrongChain as exc:  # logged by the check itself, once per re-check
         report.wrong_chain = exc.detail
     except (client.ChainUnavailable, client.ContractNotDeployed) as exc:
@@ -96,6 +98,18 @@ def relay_once(*, max_items: int | None = None, receipt_timeout_s: float = RECEI
         lease.release(owner)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _index_caught_up(report: RelayReport) -> bool:
+    """Send nothing while the index trails the chain (a database restored to an older copy): items that
+    were pending at backup time may be done on chain already, and only the indexer can tell. Confirming
+    our own in-flight transactions goes on meanwhile (it indexes their receipts)."""
+    lag = indexer.stale_by()
+    if lag is not None:
+        report.index_behind = lag
+        log.warning("relayer: the index is %s blocks behind the chain; sending waits for the indexer", lag)
+        return False
+    return True
 
 
 # --- sending --------------------------------------------------------------------------------------
@@ -266,8 +280,10 @@ def _broadcast(chain_tx: ChainTx) -> None:
 
 def register() -> None:
     """Called from ContractsConfig.ready(): the indexer tells the relayer about re-orgs, and knows
-    nothing of relayer rows itself."""
+    nothing of relayer rows itself. A rebuild (contracts/rebuild.py) is no re-org: the chain kept our
+    transactions, so the outbox stays as it is."""
     indexer.register_rewind(rewind_from)
+    rebuild.register_replay(rewind=rewind_from, reset=None)
 
 
 def rewind_from(fork_block: int) -> None:

@@ -21,6 +21,14 @@ def _record_category(record_id: uuid.UUID) -> str | None:
     return Record.objects.filter(pk=record_id).values_list("category", flat=True).first()
 
 
+def _record_ids_of(patient_addresses: list[str]) -> list[tuple[str, uuid.UUID]]:
+    """access.consent.replay asks this to give record scopes seen only as hashes their text back."""
+    from ehr.models import Record
+
+    rows = Record.objects.filter(patient_address__in=patient_addresses).values_list("patient_address", "pk")
+    return [(patient, record_id) for patient, record_id in rows]
+
+
 class EhrConfig(AppConfig):
     name = "ehr"
     default_auto_field = "django.db.models.BigAutoField"
@@ -28,12 +36,14 @@ class EhrConfig(AppConfig):
     def ready(self) -> None:
         # access and contracts must not import ehr, so ehr plugs itself in here.
         from access.audit.companions import register_companion_check
+        from access.consent.replay import register_record_ids_source
         from access.consent.requests import register_record_category_lookup
         from access.consent.scopes import register_record_owner_check
         from ehr import anchor_handlers, anchor_verify
         from ehr import keys as record_keys
 
         register_record_owner_check(_record_belongs_to)
+        register_record_ids_source(_record_ids_of)
         record_keys.register_sealed_columns()  # record data keys rotate with `rotate_kek`
         register_record_category_lookup(_record_category)
         anchor_handlers.register()

@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from access.consent import replay
 from access.consent import selectors as consent_selectors
 from access.consent.scopes import resolve_scope_hash
+from access.consent.services import consent_id_for
 from access.models import Consent, ConsentStatus, Hospital, User
-from contracts import indexer, outbox
+from contracts import indexer, outbox, rebuild
 from contracts.events import error_name
 from contracts.models import OutboxItem
 from contracts.relayer_kinds import ConsentGrantKind, ConsentRevokeKind
@@ -26,6 +28,9 @@ def register() -> None:
     indexer.register_handler("ConsentRegistry", "ConsentRevoked", on_consent_revoked)
     indexer.register_handler("ConsentRegistry", "ConsentSkipped", on_consent_skipped)
     indexer.register_rewind(rewind_from)
+    rebuild.register_replay(
+        rewind=rewind_from, reset=replay.reset_for_replay, reconcile=replay.reconcile_after_replay
+    )
     outbox.register_listener(ConsentGrantKind.name, on_failed=grants_failed, on_requeued=grants_requeued)
     outbox.register_listener(ConsentRevokeKind.name, on_failed=revokes_failed, on_requeued=revokes_requeued)
 
@@ -111,6 +116,7 @@ def _chain_only_consent(event: Any) -> Consent:
         else Hospital.objects.filter(account_address=args["grantee"]).first()
     )
     return Consent(
+        id=consent_id_for(consent_key=args["consentId"], version=int(args["version"])),
         consent_key=args["consentId"],
         version=int(args["version"]),
         patient=patient,

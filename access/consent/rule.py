@@ -10,7 +10,9 @@ A consent row covers a record when it is for the record's patient, the grantee a
 scope is the whole chart, the record's category or the record itself, and at the moment asked it is
 in force: granted (mined) by then, not ended (revoked or superseded) by then, not expired by then
 (judged by the block's time when asked "as of block N"). Asked "now", a revocation accepted but not
-yet mined already denies (the patient's signed intent wins; fail closed).
+yet mined already denies (the patient's signed intent wins; fail closed). Asked "now" while the index
+trails the chain by more than contracts.indexer.MAX_INDEX_LAG_BLOCKS (a restored database), it answers
+nothing: 503 index_behind until the indexer has caught up.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from django.utils import timezone
 
 from access.consent.scopes import CATEGORIES, CHART, scope_hash_hex
 from access.models import Consent, ConsentStatus, LegalBasis
-from contracts import client
+from contracts import client, indexer
 
 CHART_HASH = scope_hash_hex(CHART)
 _CATEGORY_HASHES = frozenset(scope_hash_hex(f"category:{name}") for name in CATEGORIES)
@@ -98,6 +100,9 @@ def check(
     Allowed names the newest covering consent. Denied names why: a revocation still pending, else an
     expiry, else a revocation, else no consent at all.
     """
+    if at_block is None:
+        # Fail closed while the index trails the chain (a restored database): 503 index_behind.
+        indexer.require_index_current()
     scopes = [CHART_HASH]
     if category:
         scopes.append(scope_hash_hex(f"category:{category}"))

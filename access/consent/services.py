@@ -6,6 +6,7 @@ outbox item together; the relayer and the indexer take it from there.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,16 @@ def parse_purpose(value: object, *, field: str = "purpose") -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value in Purpose.values:
         return value
     raise BadConsentTerms(f"purpose must be one of {', '.join(Purpose.names)}", field=field)
+
+
+# Consent ids are derived from what the chain holds (consent key and version), so a rebuild of the
+# index from the chain gives every consent back the id the access log's legal bases name.
+CONSENT_ID_NAMESPACE = uuid.UUID("6f1d7c1e-8a52-4c4b-9d0e-3c1f2b7a9e10")
+
+
+def consent_id_for(*, consent_key: str, version: int) -> uuid.UUID:
+    """The id of the consent row for (consent key, version): the same whichever path creates it."""
+    return uuid.uuid5(CONSENT_ID_NAMESPACE, f"{consent_key.lower()}:{int(version)}")
 
 
 def consent_key_of(*, patient: str, grantee: str, scope: str, purpose: int) -> str:
@@ -322,6 +333,7 @@ def _store_new_grants(checked: list[CheckedGrant]) -> list[Consent]:
     items = outbox.enqueue_many(ConsentGrantItem(c.grant, c.signature) for c in checked)
     consents = [
         Consent(
+            id=consent_id_for(consent_key=c.key, version=c.grant.version),
             grant_outbox=item,
             consent_key=c.key,
             patient=c.patient,
