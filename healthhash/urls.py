@@ -1,4 +1,8 @@
-"""URL routing: each app mounts its API under /api/; OpenAPI at /api/schema/, health at /api/health."""
+"""URL routing: each app mounts its API under /api/; OpenAPI at /api/schema/, health at /api/health.
+
+Every API path answers with and without a trailing slash (the API guard, healthhash/middleware.py, routes
+the other spelling), and any other path under /api/ is a JSON 404 in the error shape.
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ The rule itself lives in access/consent/rule.py (one owner, a single-check and a
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from access.consent.rule import ConsentDecision, check, forget_block_times  # noqa: F401 - re-exported
@@ -57,3 +57,31 @@ def may_ask_about(user: User, *, patient_address: str, grantee_address: str) -> 
             return True
         return hospital.doctors.filter(user__eth_address__iexact=grantee_address).exists()
     return False
+
+
+def consents_in_force_held_by(user: User) -> QuerySet[Consent]:
+    """Of the consents `user` may see as a holder (a doctor's own, a hospital admin's hospital's): those
+    the patient has signed and not taken back: pending on the chain, or active, unexpired and with no
+    revocation under way."""
+    if user.role not in (Role.DOCTOR, Role.HOSPITAL_ADMIN):
+        return Consent.objects.none()
+    unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    not_being_revoked = Q(revoke_requested_at__isnull=True) | ~Q(revoke_failure_reason="")
+    in_force = Q(status=ConsentStatus.PENDING) | (
+        Q(status=ConsentStatus.ACTIVE) & unexpired & not_being_revoked
+    )
+    return consents_visible_to(user).filter(in_force)
+
+
+def patients_consenting_to(user: User, *, query: str | None = None) -> QuerySet[User]:
+    """The patients whose consent in force `user` holds (consents_in_force_held_by), by username, each
+    with those consents in `consents_in_force`; `query` keeps those whose username contains it or whose
+    address starts with it (any case). This is how a holder learns a patient's address: nobody else's."""
+    consents = consents_in_force_held_by(user)
+    patients = User.objects.filter(role=Role.PATIENT, pk__in=consents.values("patient_id"))
+    if query:
+        patients = patients.filter(Q(username__icontains=query) | Q(eth_address__istartswith=query))
+    in_force = Prefetch(
+        "consents_given", queryset=consents.order_by("created_at"), to_attr="consents_in_force"
+    )
+    return patients.order_by("username").prefetch_related(in_force)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from access.consent.api import patient_views
 from access.consent.api import views as consent_views
 
 urlpatterns = [
@@ -15,4 +16,5 @@ urlpatterns = [
     path(
         "consents/<uuid:consent_id>/revoke", consent_views.ConsentRevokeView.as_view(), name="consent-revoke"
     ),
+    path("patients", patient_views.PatientListView.as_view(), name="patients"),
 ]
