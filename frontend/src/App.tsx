@@ -2,8 +2,12 @@
 // the routing from a path to its screen. Signed-out visitors go to sign-in and come back after.
 import { useEffect } from "react";
 import { ErrorNotice, Loading } from "./components/Notices";
+import { Notifications } from "./components/Notifications";
 import { Page } from "./components/Page";
 import { BreakGlassReviews } from "./pages/admin/BreakGlassReviews";
+import { Doctors } from "./pages/admin/Doctors";
+import { TrainingScreen } from "./pages/admin/TrainingLazy";
+import { Hospitals } from "./pages/consortium/Hospitals";
 import { BreakGlass } from "./pages/doctor/BreakGlass";
 import { Chart } from "./pages/doctor/Chart";
 import { Patients } from "./pages/doctor/Patients";
@@ -53,6 +57,9 @@ function screenFor(path: string, me: Me) {
   if (path === "/access-log") return patient ? <AccessLog /> : <NotForYou />;
   if (path === "/break-glass") return doctor ? <BreakGlass /> : <NotForYou />;
   if (path === "/break-glass/reviews") return me.role === "hospital_admin" ? <BreakGlassReviews /> : <NotForYou />;
+  if (path === "/doctors") return me.role === "hospital_admin" ? <Doctors /> : <NotForYou />;
+  if (path.startsWith("/training/")) return me.role === "hospital_admin" ? <TrainingScreen path={path} /> : <NotForYou />;
+  if (path === "/hospitals") return me.role === "consortium_admin" ? <Hospitals /> : <NotForYou />;
   params = matchPath("/patients/:address", path);
   if (params?.address) return doctor ? <Chart address={params.address} /> : <NotForYou />;
   return <NotFound />;
@@ -69,6 +76,7 @@ function Header() {
       <Link to="/" className="brand">
         HealthHash
       </Link>
+      {me ? <Notifications me={me} /> : null}
       {me ? (
         <nav aria-label="Main">
           <ul>

@@ -4,6 +4,8 @@ import type { Role } from "./api/types";
 export function homeOf(role: Role): string {
   if (role === "patient") return "/records";
   if (role === "doctor") return "/patients";
+  if (role === "hospital_admin") return "/doctors";
+  if (role === "consortium_admin") return "/hospitals";
   return "/profile";
 }
 
@@ -25,6 +27,10 @@ export function navFor(role: Role): NavLink[] {
             { to: "/break-glass", label: "Break-glass" },
           ]
         : [];
+  if (role === "hospital_admin") own.push({ to: "/doctors", label: "Doctors" });
   if (role === "hospital_admin") own.push({ to: "/break-glass/reviews", label: "Break-glass reviews" });
+  if (role === "hospital_admin") own.push({ to: "/training/plans", label: "Training plans" });
+  if (role === "hospital_admin") own.push({ to: "/training/jobs", label: "Training jobs" });
+  if (role === "consortium_admin") own.push({ to: "/hospitals", label: "Hospitals" });
   return [...own, { to: "/profile", label: "Profile" }];
 }

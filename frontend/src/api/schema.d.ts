@@ -647,6 +647,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/patients": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The patients whose consent in force I hold (doctor) or my hospital holds (hospital admin), by
+         *     username, with their address and those consents. `?query=` narrows by username or address.
+         */
+        get: operations["patients_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/patients/me/access-log": {
         parameters: {
             query?: never;
@@ -1803,6 +1823,21 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Hospital"][];
         };
+        PaginatedPatientOutList: {
+            /** @example 123 */
+            count: number;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?offset=400&limit=100
+             */
+            next?: string | null;
+            /**
+             * Format: uri
+             * @example http://api.example.org/accounts/?offset=200&limit=100
+             */
+            previous?: string | null;
+            results: components["schemas"]["PatientOut"][];
+        };
         ParticipantOut: {
             hospital: components["schemas"]["HospitalRefOut"];
             /** @description pending, queued, approved or failed. */
@@ -1833,6 +1868,24 @@ export interface components {
             dp?: {
                 [key: string]: unknown;
             } | null;
+        };
+        PatientConsentOut: {
+            /** Format: uuid */
+            readonly id: string;
+            /** @description "chart", "category:<name>" or "record:<uuid>" */
+            scope: string;
+            readonly purpose: string;
+            status: string;
+            /** Format: date-time */
+            expires_at?: string | null;
+            /** Format: int64 */
+            granted_block?: number | null;
+        };
+        PatientOut: {
+            /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
+            username: string;
+            address: string;
+            consents: components["schemas"]["PatientConsentOut"][];
         };
         PlanApprovalIn: {
             /** @description Unlocks your managed key. */
@@ -5352,6 +5405,68 @@ export interface operations {
             };
             /** @description missing: the weights are gone from the store */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A service it needs (chain node, record store, key ring) does not answer. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
+    patients_list: {
+        parameters: {
+            query?: {
+                /** @description Number of results to return per page. */
+                limit?: number;
+                /** @description The initial index from which to return the results. */
+                offset?: number;
+                /** @description Part of the username, or the start of the address (any case). */
+                query?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedPatientOutList"];
+                };
+            };
+            /** @description Invalid input: `field` names the parameter or body field at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not signed in (no session, or an unknown or revoked token). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not allowed for this user (role, consent or CSRF token). */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,0 +1,102 @@
+// What the admin screens share about a Directory entry (a hospital or a doctor): its status on the chain
+// in words (pending while the signed action is mined and indexed, then active, inactive or failed with
+// the chain's reason), and the password form that signs a deactivation with the admin's key.
+import { useState, type FormEvent } from "react";
+import { FormError, TextField, type FormErrors } from "../../components/Fields";
+import { formErrorsFrom } from "../../lib/errors";
+
+export type EntryStatus = { status: string; action: { status: string; error_code: string } | null };
+
+const LABELS: Record<string, { label: string; tone: string }> = {
+  active: { label: "Active", tone: "ok" },
+  inactive: { label: "Inactive", tone: "ended" },
+  failed: { label: "Failed", tone: "bad" },
+};
+
+/** The entry's status in words; "pending" says how far its action got (queued, sent, mined). */
+export function statusInWords(entry: EntryStatus): { label: string; tone: string; inFlight: boolean } {
+  if (entry.status === "pending") {
+    const step = entry.action?.status;
+    const label =
+      step === "sent"
+        ? "Pending: sent, waiting to be mined"
+        : step === "confirmed"
+          ? "Pending: mined, waiting for the Directory"
+          : "Pending: queued for the chain";
+    return { label, tone: "pending", inFlight: true };
+  }
+  const known = LABELS[entry.status] ?? { label: entry.status, tone: "ended" };
+  const reason = entry.status === "failed" && entry.action?.error_code ? ` (${entry.action.error_code})` : "";
+  return { label: `${known.label}${reason}`, tone: known.tone, inFlight: false };
+}
+
+export function EntryBadge({ entry }: { entry: EntryStatus }) {
+  const words = statusInWords(entry);
+  return (
+    <span className={`badge badge-${words.tone}`}>
+      {words.inFlight ? <span className="spinner" aria-hidden="true" /> : null}
+      {words.label}
+    </span>
+  );
+}
+
+/** Asks the admin's password and sends `deactivate` with it; API errors land next to the field. */
+export function DeactivateForm({
+  id,
+  name,
+  deactivate,
+  onDone,
+  onCancel,
+}: {
+  id: string;
+  name: string;
+  deactivate: (password: string) => Promise<unknown>;
+  onDone: () => void;
+  onCancel: () => void;
+}) {
+  const [password, setPassword] = useState("");
+  const [errors, setErrors] = useState<FormErrors>({});
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (!password) {
+      setErrors({ password: "Enter your password to sign the deactivation." });
+      return;
+    }
+    setBusy(true);
+    try {
+      await deactivate(password);
+      onDone();
+    } catch (error) {
+      setErrors(formErrorsFrom(error, ["password"]));
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="panel" onSubmit={submit} noValidate aria-label={`Deactivate ${name}`}>
+      <p className="plain-words">
+        {name} will be marked inactive in the chain's Directory: consents to them stop working.
+      </p>
+      <FormError errors={errors} />
+      <TextField
+        id={`deactivate-password-${id}`}
+        label="Your password, to sign"
+        type="password"
+        autoComplete="current-password"
+        autoFocus
+        value={password}
+        onChange={(event) => setPassword(event.target.value)}
+        error={errors.password}
+      />
+      <div className="actions">
+        <button type="submit" className="danger" disabled={busy}>
+          {busy ? "Signing…" : "Sign and deactivate"}
+        </button>
+        <button type="button" onClick={onCancel} disabled={busy}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
