@@ -71,19 +71,23 @@ def run_in_child(*, broker_url: str, database_url: str | None, timeout_s: float 
         if database_url:  # else the child's own SQLite file
             _fresh_postgres_database(database_url)
             env["DATABASE_URL"] = database_url
-        done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        child = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             [sys.executable, str(settings.BASE_DIR / "manage.py"), "bench_federated", "--stack-child"],
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout_s,
-            check=False,
         )
-        for line in done.stdout.splitlines():
+        try:
+            stdout, stderr = child.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            child.terminate()  # SIGTERM: the child unwinds and stops every process it started
+            stdout, stderr = child.communicate(timeout=120)
+        for line in stdout.splitlines():
             if line.startswith(RESULT_PREFIX):
                 return dict(json.loads(line.removeprefix(RESULT_PREFIX)))
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
-        raise RuntimeError(f"the round-overhead run ended without figures (exit {done.returncode}):\n{tail}")
+        tail = "\n".join((stdout + stderr).splitlines()[-30:])
+        raise RuntimeError(f"the round-overhead run ended without figures (exit {child.returncode}):\n{tail}")
 
 
 def _fresh_postgres_database(database_url: str) -> None:

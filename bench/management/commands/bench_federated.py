@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -23,6 +24,7 @@ from bench.federated_quality import measure_quality
 from bench.gas_report import measure_deploy_gas, measure_training_gas
 from bench.report import report_figures
 from contracts.node import start_anvil
+from demo.signals import stop_once
 
 TARGETS = {
     "f1_gap_pt": ("<=", 1.0),
@@ -52,6 +54,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["stack_child"]:
+            # A SIGTERM (the parent's timeout, a plain kill) unwinds the processes it started, as the demo's.
+            signal.signal(signal.SIGTERM, stop_once)
             measured = federated_stack.measure()
             self.stdout.write(federated_stack.RESULT_PREFIX + json.dumps(measured))
             return

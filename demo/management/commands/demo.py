@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand
 
 from contracts import client
 from demo import people as demo_data
+from demo.signals import stop_once
 from demo.story import run_story
 from demo.training import training_story
 
@@ -33,8 +34,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         # Ctrl-C and a plain `kill` both end the demo by unwinding the `with` blocks: the worker and the
         # dev chain stop with it. (A background job of a non-interactive shell starts with SIGINT ignored.)
-        signal.signal(signal.SIGINT, _stop_once)
-        signal.signal(signal.SIGTERM, _stop_once)
+        signal.signal(signal.SIGINT, stop_once)
+        signal.signal(signal.SIGTERM, stop_once)
         call_command("migrate", verbosity=0)
         # A dev chain this process started stops with it (anvil dumps its state on the way out); the next
         # `make demo` loads that state and finds everything where it was.
@@ -83,13 +84,6 @@ class Command(BaseCommand):
 
 
 WORKER_OPTIONS = ("--concurrency", "1", "--loglevel", "warning")
-
-
-def _stop_once(signum: int, _frame: Any) -> None:
-    """The first SIGINT/SIGTERM unwinds the demo; later ones are ignored so the clean-up runs to its end."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(128 + signum)
 
 
 @contextmanager
