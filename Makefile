@@ -54,6 +54,7 @@ bench: setup
 	$(PY) manage.py bench_consent --quick
 	$(PY) manage.py bench_records --quick
 	$(PY) manage.py bench_federated --quick
+	$(PY) manage.py bench_portal
 	$(PY) manage.py gas_report
 
 # Lint, format and types, all clean; .ci/run calls this before the tests.
