@@ -13,7 +13,7 @@ import { useLoad } from "../../hooks/useLoad";
 import { useRefreshWhile } from "../../hooks/useRefreshWhile";
 import { formErrorsFrom } from "../../lib/errors";
 import { useMe } from "../../session";
-import { DeactivateForm, EntryBadge, statusInWords } from "../consortium/directoryEntry";
+import { DeactivateCell, EntryBadge, statusInWords } from "../consortium/directoryEntry";
 
 const USERNAME = /^[\w.@+-]+$/;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
@@ -182,29 +182,23 @@ export function Doctors() {
                   <EntryBadge entry={doctor} />
                 </td>
                 <td data-label="Actions">
-                  {deactivating === doctor.id ? (
-                    <DeactivateForm
-                      id={String(doctor.id)}
-                      name={doctor.username}
-                      deactivate={(password) =>
-                        call(
-                          api.POST("/api/doctors/{doctor_id}/deactivate", {
-                            params: { path: { doctor_id: doctor.id } },
-                            body: { password },
-                          }),
-                        )
-                      }
-                      onDone={() => {
-                        setDeactivating(null);
-                        follow(doctor.id);
-                      }}
-                      onCancel={() => setDeactivating(null)}
-                    />
-                  ) : doctor.status === "active" ? (
-                    <button type="button" className="small danger" onClick={() => setDeactivating(doctor.id)}>
-                      Deactivate <span className="visually-hidden">{doctor.username}</span>
-                    </button>
-                  ) : null}
+                  <DeactivateCell
+                    id={String(doctor.id)}
+                    name={doctor.username}
+                    active={doctor.status === "active"}
+                    open={deactivating === doctor.id}
+                    onOpen={() => setDeactivating(doctor.id)}
+                    onClose={() => setDeactivating(null)}
+                    deactivate={(password) =>
+                      call(
+                        api.POST("/api/doctors/{doctor_id}/deactivate", {
+                          params: { path: { doctor_id: doctor.id } },
+                          body: { password },
+                        }),
+                      )
+                    }
+                    onDeactivated={() => follow(doctor.id)}
+                  />
                 </td>
               </tr>
             ))}

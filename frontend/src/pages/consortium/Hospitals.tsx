@@ -10,7 +10,7 @@ import { Page } from "../../components/Page";
 import { useLoad } from "../../hooks/useLoad";
 import { useRefreshWhile } from "../../hooks/useRefreshWhile";
 import { formErrorsFrom } from "../../lib/errors";
-import { DeactivateForm, EntryBadge, statusInWords } from "./directoryEntry";
+import { DeactivateCell, EntryBadge, statusInWords } from "./directoryEntry";
 
 const SLUG = /^[-a-zA-Z0-9_]+$/;
 const USERNAME = /^[\w.@+-]+$/;
@@ -162,29 +162,23 @@ export function Hospitals() {
                   <EntryBadge entry={hospital} />
                 </td>
                 <td data-label="Actions">
-                  {deactivating === hospital.slug ? (
-                    <DeactivateForm
-                      id={hospital.slug}
-                      name={hospital.name}
-                      deactivate={(password) =>
-                        call(
-                          api.POST("/api/hospitals/{slug}/deactivate", {
-                            params: { path: { slug: hospital.slug } },
-                            body: { password },
-                          }),
-                        )
-                      }
-                      onDone={() => {
-                        setDeactivating(null);
-                        follow(hospital.slug);
-                      }}
-                      onCancel={() => setDeactivating(null)}
-                    />
-                  ) : hospital.status === "active" ? (
-                    <button type="button" className="small danger" onClick={() => setDeactivating(hospital.slug)}>
-                      Deactivate <span className="visually-hidden">{hospital.name}</span>
-                    </button>
-                  ) : null}
+                  <DeactivateCell
+                    id={hospital.slug}
+                    name={hospital.name}
+                    active={hospital.status === "active"}
+                    open={deactivating === hospital.slug}
+                    onOpen={() => setDeactivating(hospital.slug)}
+                    onClose={() => setDeactivating(null)}
+                    deactivate={(password) =>
+                      call(
+                        api.POST("/api/hospitals/{slug}/deactivate", {
+                          params: { path: { slug: hospital.slug } },
+                          body: { password },
+                        }),
+                      )
+                    }
+                    onDeactivated={() => follow(hospital.slug)}
+                  />
                 </td>
               </tr>
             ))}

@@ -100,3 +100,44 @@ export function DeactivateForm({
   );
 }
 
+
+/** An entry's actions cell: a Deactivate button while it is active, and the signing form once pressed. */
+export function DeactivateCell({
+  id,
+  name,
+  active,
+  open,
+  onOpen,
+  onClose,
+  deactivate,
+  onDeactivated,
+}: {
+  id: string;
+  name: string;
+  active: boolean;
+  open: boolean;
+  onOpen: () => void;
+  onClose: () => void;
+  deactivate: (password: string) => Promise<unknown>;
+  onDeactivated: () => void;
+}) {
+  if (open) {
+    return (
+      <DeactivateForm
+        id={id}
+        name={name}
+        deactivate={deactivate}
+        onDone={() => {
+          onClose();
+          onDeactivated();
+        }}
+        onCancel={onClose}
+      />
+    );
+  }
+  return active ? (
+    <button type="button" className="small danger" onClick={onOpen}>
+      Deactivate <span className="visually-hidden">{name}</span>
+    </button>
+  ) : null;
+}
