@@ -69,6 +69,10 @@ _Location = tuple[bytes, str, int, int]  # digest, pack (relative path), offset,
 log = logging.getLogger(__name__)
 
 
+class IndexLooksLost(StorageError):
+    """Garbage collection refused: most packs on disk are unknown to the index (see collect_garbage)."""
+
+
 class LocalBlockStore:
     """Kubo-compatible content store on local disk; see the module docstring for layout and GC.
 
@@ -275,20 +279,31 @@ class LocalBlockStore:
             )
         return len(lost)
 
-    def collect_garbage(self, *, grace_seconds: float = 3600.0) -> int:
+    def collect_garbage(self, *, grace_seconds: float = 3600.0, force: bool = False) -> int:
         """Delete packs no index row names and compact packs holding dead bytes; return packs removed.
 
         Packs younger than `grace_seconds` are spared: an `add` in flight has written its pack but
-        not yet committed its index rows.
+        not yet committed its index rows. A crash leaves a few such packs beside many live ones; more
+        unnamed packs than named ones means the index itself was lost or replaced (a restore, a deleted
+        file), and deleting them would delete the store: IndexLooksLost, nothing deleted, unless `force`.
         """
         cutoff = time.time() - grace_seconds
         removed = 0
         with self._writing() as db:
             live = {p for (p,) in db.execute("SELECT DISTINCT pack FROM blocks")}
-            for path in self._packs.glob("*/*"):
-                if self._relative(path) not in live and path.stat().st_mtime <= cutoff:
-                    path.unlink(missing_ok=True)
-                    removed += 1
+            unnamed = [
+                path
+                for path in self._packs.glob("*/*")
+                if self._relative(path) not in live and path.stat().st_mtime <= cutoff
+            ]
+            if len(unnamed) > len(live) and not force:
+                raise IndexLooksLost(
+                    f"the store's index names {len(live)} packs and {len(unnamed)} others are on disk: "
+                    "the index looks lost or replaced; nothing was deleted"
+                )
+            for path in unnamed:
+                path.unlink(missing_ok=True)
+                removed += 1
             for pack in live:
                 removed += self._compact(db, pack)
         return removed

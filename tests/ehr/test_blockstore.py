@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ehr.storage import BlockCorrupted, BlockMissing, ContentStore, LocalBlockStore, NotFound, compute_cid
+from ehr.storage.blockstore import IndexLooksLost
 from ehr.storage.unixfs import CHUNK_SIZE
 
 
@@ -166,6 +167,23 @@ def test_garbage_collection_spares_young_unindexed_packs(store: LocalBlockStore)
     in_flight.write_bytes(b"x")
     assert store.collect_garbage(grace_seconds=3600) == 0
     assert in_flight.exists()
+
+
+def test_garbage_collection_refuses_when_the_index_looks_lost(tmp_path: Path) -> None:
+    """A lost or replaced index names no pack: sweeping its "orphans" would delete every record's bytes."""
+    store = LocalBlockStore(tmp_path / "ipfs", fsync=False)
+    for i in range(3):
+        store.add(_bytes(CHUNK_SIZE + 10, seed=i))
+    packs = _packs(store.root)
+    (store.root / "index.sqlite3").unlink()
+    fresh = LocalBlockStore(tmp_path / "ipfs", fsync=False)  # opens a new, empty index
+
+    with pytest.raises(IndexLooksLost, match="nothing was deleted"):
+        fresh.collect_garbage(grace_seconds=0)
+    assert _packs(store.root) == packs
+
+    assert fresh.collect_garbage(grace_seconds=0, force=True) == len(packs)  # the operator's explicit choice
+    assert _packs(store.root) == []
 
 
 @pytest.mark.parametrize("direct_io", [True, False])
