@@ -164,6 +164,8 @@ def prepare_grant(
 
 
 def prepare_revoke(*, patient: User, consent: Consent) -> dict[str, Any]:
+    """The EIP-712 Revoke of `consent` its patient signs: by wallet (eth_signTypedData_v4) or, in
+    `revoke_with_managed_key`, by the managed key. Refused as `submit_signed_revoke` would refuse it."""
     require_patient(patient)
     _check_revocable(patient=patient, consent=consent)
     revoke = Revoke(

@@ -5,8 +5,10 @@ its scripts run, whose every request is answered in Python — accounts and chai
 way a user who cancels it does (EIP-1193 error 4001).
 
 Journey 4: a wallet user signs in with Ethereum and grants a doctor access by signing the exact payload
-the API prepared; the consent is pending, then active once mined. Journey 6: the user cancels the wallet's
-prompt (at sign-in and at the grant): nothing is left pending, and the page says so in words.
+the API prepared; the consent is pending, then active once mined; then revokes it the same way (the
+Revoke the API prepared, signed in the wallet), pending, then revoked once mined. Journey 6: the user
+cancels the wallet's prompt (at sign-in and at the grant): nothing is left pending, and the page says so
+in words.
 """
 
 from __future__ import annotations
@@ -130,7 +132,21 @@ def review_grant_to(page: Page, doctor_address: str) -> dict[str, Any]:
     return payload
 
 
-def test_wallet_user_signs_in_with_ethereum_and_grants_access_by_signature(
+def review_revoke(page: Page) -> dict[str, Any]:
+    """Open the revoke panel of bob's consent; returns the Revoke the API prepared for signing."""
+    page.get_by_role("link", name="My consents", exact=True).click()
+    heading(page, "My consents").to_be_visible()
+    with page.expect_response(re.compile(r"/api/consents/[0-9a-f-]+/revoke/typed-data$")) as prepared:
+        page.get_by_role("button", name=re.compile(r"^Revoke bob's access")).click()
+    panel = page.get_by_role("form", name="Revoke bob's access")
+    expect(panel).to_contain_text("bob will no longer see your whole chart")
+    expect(panel.get_by_label("Your password, to sign")).to_have_count(0)
+    payload: dict[str, Any] = prepared.value.json()
+    assert payload["primaryType"] == "Revoke"
+    return payload
+
+
+def test_wallet_user_signs_in_with_ethereum_grants_and_revokes_access_by_signature(
     personas: Personas, live_server: Any, chromium: Browser
 ) -> None:
     bob_address = address_of(personas.bob)
@@ -166,6 +182,20 @@ def test_wallet_user_signs_in_with_ethereum_and_grants_access_by_signature(
         heading(page, "Access granted").to_be_visible()
         expect(page.get_by_text(f"Granted in block {consent.granted_block}")).to_be_visible()
         shoot(page, "wallet-grant-active")
+
+        revoke_payload = review_revoke(page)
+        page.get_by_role("button", name="Sign in wallet and revoke").click()
+        expect(page.get_by_text("Revoking bob's access: waiting for the chain…")).to_be_visible()
+        [_, (signer, signed_json)] = wallet.signed("eth_signTypedData_v4")
+        assert signer == wallet.account.address and json.loads(signed_json) == revoke_payload
+        consent.refresh_from_db()
+        assert consent.revocation_pending
+
+        drain_outbox()
+        consent.refresh_from_db()
+        assert consent.status == "revoked"
+        expect(page.get_by_text(f"bob's access is revoked (block {consent.ended_block}).")).to_be_visible()
+        shoot(page, "wallet-revoked")
     finally:
         context.close()
 

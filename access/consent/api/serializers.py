@@ -78,6 +78,15 @@ class TypedDataRequest(serializers.Serializer):
         return attrs
 
 
+class TypedDataOut(serializers.Serializer):
+    """An EIP-712 payload, to be passed to eth_signTypedData_v4 exactly as received and sent back signed."""
+
+    domain = serializers.DictField(help_text="name, version, chainId, verifyingContract (ConsentRegistry).")
+    types = serializers.DictField(help_text="EIP712Domain and the primary type's members.")
+    primaryType = serializers.CharField(help_text='"Grant" or "Revoke".')  # EIP-712's spelling
+    message = serializers.DictField(help_text="The members of the primary type, nonce and deadline included.")
+
+
 class SignedPayloadIn(serializers.Serializer):
     typed_data = serializers.DictField(required=False, help_text="The EIP-712 payload exactly as signed.")
     signature = serializers.CharField(required=False, help_text="0x-hex, 65 bytes (eth_signTypedData_v4).")

@@ -16,5 +16,10 @@ urlpatterns = [
     path(
         "consents/<uuid:consent_id>/revoke", consent_views.ConsentRevokeView.as_view(), name="consent-revoke"
     ),
+    path(
+        "consents/<uuid:consent_id>/revoke/typed-data",
+        consent_views.ConsentRevokeTypedDataView.as_view(),
+        name="consent-revoke-typed-data",
+    ),
     path("patients", patient_views.PatientListView.as_view(), name="patients"),
 ]

@@ -22,6 +22,7 @@ from access.consent.api.serializers import (
     GrantBatchOut,
     GrantIn,
     RevokeIn,
+    TypedDataOut,
     TypedDataRequest,
 )
 from access.identity.users import signed_in_user
@@ -157,6 +158,16 @@ class ConsentRevokeView(APIView):
                 patient=signed_in_user(request), consent=consent, password=fields["password"]
             )
         return Response(ConsentOut(consent).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ConsentRevokeTypedDataView(APIView):
+    @extend_schema(request=None, responses={200: TypedDataOut})
+    def post(self, request: Request, consent_id: str) -> Response:
+        """The EIP-712 Revoke of this consent for the patient's wallet to sign (eth_signTypedData_v4), then
+        to send back to /revoke as {typed_data, signature}. Refused as /revoke would refuse it."""
+        consent = _visible_consent(request, consent_id)
+        payload = consent_services.prepare_revoke(patient=signed_in_user(request), consent=consent)
+        return Response(TypedDataOut(payload).data)
 
 
 def _mined_block(at_block: int | None) -> int | None:

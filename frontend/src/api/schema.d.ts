@@ -352,6 +352,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/consents/{consent_id}/revoke/typed-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description The EIP-712 Revoke of this consent for the patient's wallet to sign (eth_signTypedData_v4), then
+         *     to send back to /revoke as {typed_data, signature}. Refused as /revoke would refuse it.
+         */
+        post: operations["consents_revoke_typed_data_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/consents/batch": {
         parameters: {
             query?: never;
@@ -2197,6 +2217,23 @@ export interface components {
             versions: components["schemas"]["VersionUseOut"][];
             consents: components["schemas"]["ConsentStateOut"][];
         };
+        /** @description An EIP-712 payload, to be passed to eth_signTypedData_v4 exactly as received and sent back signed. */
+        TypedDataOut: {
+            /** @description name, version, chainId, verifyingContract (ConsentRegistry). */
+            domain: {
+                [key: string]: unknown;
+            };
+            /** @description EIP712Domain and the primary type's members. */
+            types: {
+                [key: string]: unknown;
+            };
+            /** @description "Grant" or "Revoke". */
+            primaryType: string;
+            /** @description The members of the primary type, nonce and deadline included. */
+            message: {
+                [key: string]: unknown;
+            };
+        };
         TypedDataRequest: {
             action: components["schemas"]["TypedDataRequestActionEnum"];
             /** @description Doctor's or hospital's address (grant). */
@@ -3974,6 +4011,99 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConsentOut"];
+                };
+            };
+            /** @description Invalid input: `field` names the parameter or body field at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not signed in (no session, or an unknown or revoked token). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not allowed for this user (role, consent or CSRF token). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description No such object, or not one this user may know of. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Conflicts with the current state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description The body is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description The body's Content-Type is not one this endpoint reads. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description A service it needs (chain node, record store, key ring) does not answer. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
+    consents_revoke_typed_data_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                consent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TypedDataOut"];
                 };
             };
             /** @description Invalid input: `field` names the parameter or body field at fault. */

@@ -1,8 +1,9 @@
 // My consents: who may see what, why and until when, each with its status on the chain (the reason
 // when it failed, the transaction and block once mined), and a revocation that is followed until
-// it is mined, without freezing the page.
+// it is mined, without freezing the page. A password user's key is unlocked by the password; a wallet
+// user signs the Revoke the server prepared, exactly as it came.
 import { useState, type FormEvent } from "react";
-import { api, call } from "../../api/client";
+import { api, ApiError, call } from "../../api/client";
 import { listConsents, listRecords } from "../../api/lists";
 import type { Consent } from "../../api/types";
 import { ChainFacts, StatusBadge } from "../../components/Chain";
@@ -10,11 +11,13 @@ import { FormError, TextField, type FormErrors } from "../../components/Fields";
 import { ConnectionWatch, Empty, ErrorNotice, Loading } from "../../components/Notices";
 import { Page } from "../../components/Page";
 import { recordLabel } from "../../components/RecordTable";
+import { WalletSign } from "../../components/WalletSign";
 import { useLoad } from "../../hooks/useLoad";
 import { useRefreshWhile } from "../../hooks/useRefreshWhile";
 import { canRevoke, consentState, granteeName, purposeInWords, revokeSentence, scopeInWords } from "../../lib/consent";
 import { formErrorsFrom } from "../../lib/errors";
 import { formatDate } from "../../lib/format";
+import type { TypedPayload } from "../../lib/wallet";
 import { Link } from "../../router";
 import { useMe } from "../../session";
 
@@ -24,18 +27,19 @@ function labelOf(consent: Consent, labels: RecordLabels): string | undefined {
   return consent.scope.startsWith("record:") ? labels.get(consent.scope.slice("record:".length)) : undefined;
 }
 
-function RevokePanel({
-  consent,
-  recordLabel,
-  onDone,
-  onCancel,
-}: {
+type PanelProps = {
   consent: Consent;
   recordLabel: string | undefined;
   onDone: (c: Consent) => void;
   onCancel: () => void;
-}) {
+};
+
+function RevokePanel(props: PanelProps) {
   const me = useMe();
+  return me.key_kind === "wallet" ? <WalletRevokePanel {...props} address={me.eth_address ?? ""} /> : <PasswordRevokePanel {...props} />;
+}
+
+function PasswordRevokePanel({ consent, recordLabel, onDone, onCancel }: PanelProps) {
   const [password, setPassword] = useState("");
   const [errors, setErrors] = useState<FormErrors>({});
   const [busy, setBusy] = useState(false);
@@ -62,16 +66,6 @@ function RevokePanel({
     }
   };
 
-  if (me.key_kind !== "managed") {
-    return (
-      <div className="panel" role="group" aria-label={`Revoke ${who}'s access`}>
-        <p>Revoking with your own wallet comes with the wallet screens; until then use the API.</p>
-        <button type="button" onClick={onCancel}>
-          Close
-        </button>
-      </div>
-    );
-  }
   return (
     <form className="panel" onSubmit={submit} noValidate aria-label={`Revoke ${who}'s access`}>
       <h2>Revoke {who}'s access?</h2>
@@ -95,6 +89,73 @@ function RevokePanel({
         <button type="submit" className="danger" disabled={busy}>
           {busy ? "Signing…" : "Sign and revoke"}
         </button>
+        <button type="button" onClick={onCancel} disabled={busy}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+// A payload that went stale while the panel was open is prepared anew, to be signed again.
+const STALE_PAYLOAD = new Set(["deadline_expired", "stale_version"]);
+
+/** Wallet users: the server prepares the Revoke, the wallet signs it as it came, and it goes back signed. */
+function WalletRevokePanel({ consent, recordLabel, onDone, onCancel, address }: PanelProps & { address: string }) {
+  const prepared = useLoad(
+    () =>
+      call(
+        api.POST("/api/consents/{consent_id}/revoke/typed-data", {
+          params: { path: { consent_id: consent.id } },
+        }),
+      ),
+    [consent.id],
+  );
+  const [errors, setErrors] = useState<FormErrors>({});
+  const [busy, setBusy] = useState(false);
+  const who = granteeName(consent);
+
+  const submitSigned = async (signature: string) => {
+    setBusy(true);
+    setErrors({});
+    try {
+      const typed_data = prepared.data as unknown as Record<string, unknown>;
+      const updated = await call(
+        api.POST("/api/consents/{consent_id}/revoke", {
+          params: { path: { consent_id: consent.id } },
+          body: { typed_data, signature },
+        }),
+      );
+      onDone(updated);
+    } catch (error) {
+      setErrors(formErrorsFrom(error, []));
+      if (error instanceof ApiError && STALE_PAYLOAD.has(error.code)) prepared.reload();
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="panel" onSubmit={(event) => event.preventDefault()} noValidate aria-label={`Revoke ${who}'s access`}>
+      <h2>Revoke {who}'s access?</h2>
+      <p className="plain-words">{revokeSentence(consent, recordLabel)}</p>
+      <p className="hint">
+        Your wallet signs a Revoke of scope <code>{consent.scope}</code>, purpose {consent.purpose}, for{" "}
+        <code>{consent.grantee_address}</code>.
+      </p>
+      <FormError errors={errors} />
+      {prepared.error ? <FormError errors={formErrorsFrom(prepared.error, [])} /> : null}
+      {prepared.data ? (
+        <WalletSign
+          payload={prepared.data as unknown as TypedPayload}
+          address={address}
+          label="Sign in wallet and revoke"
+          disabled={busy}
+          onSigned={submitSigned}
+        />
+      ) : prepared.loading ? (
+        <Loading what="what your wallet will sign" />
+      ) : null}
+      <div className="actions">
         <button type="button" onClick={onCancel} disabled={busy}>
           Cancel
         </button>
