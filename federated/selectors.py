@@ -66,12 +66,17 @@ def visible_job(user: User, reference: str) -> TrainingJob:
     return _by_reference(jobs_visible_to(user), reference)
 
 
+def jobs_for_prediction(user: User) -> QuerySet[TrainingJob]:
+    """The jobs an active doctor may predict with: those her hospital takes part in; none for anyone else."""
+    if user.role != Role.DOCTOR or user.hospital_id is None or not is_active_doctor(user):
+        return TrainingJob.objects.none()
+    taking_part = JobHospital.objects.filter(job=OuterRef("pk"), hospital_id=user.hospital_id)
+    return TrainingJob.objects.filter(Exists(taking_part))
+
+
 def job_for_prediction(user: User, reference: str) -> TrainingJob:
     """The job, for an active doctor of one of its participating hospitals; 404 for everyone else."""
-    if user.role != Role.DOCTOR or user.hospital_id is None or not is_active_doctor(user):
-        raise UnknownJob("No such training job.")
-    taking_part = JobHospital.objects.filter(job=OuterRef("pk"), hospital_id=user.hospital_id)
-    return _by_reference(TrainingJob.objects.filter(Exists(taking_part)), reference)
+    return _by_reference(jobs_for_prediction(user), reference)
 
 
 def job_detail(job: TrainingJob) -> TrainingJob:
@@ -94,12 +99,12 @@ def job_detail(job: TrainingJob) -> TrainingJob:
 
 
 def model_jobs_visible_to(user: User) -> QuerySet[TrainingJob]:
-    """The visible jobs that have at least one model version, with `version_count` and `latest_round`."""
-    return (
-        jobs_visible_to(user)
-        .annotate(version_count=Count("model_versions"), latest_round=Max("model_versions__round"))
-        .filter(version_count__gt=0)
-    )
+    """The jobs with at least one model version that `user` may see (a hospital admin) or predict with (a
+    doctor of a participating hospital), with `version_count` and `latest_round`."""
+    jobs = jobs_for_prediction(user) if user.role == Role.DOCTOR else jobs_visible_to(user)
+    return jobs.annotate(
+        version_count=Count("model_versions"), latest_round=Max("model_versions__round")
+    ).filter(version_count__gt=0)
 
 
 def versions_of(job: TrainingJob) -> QuerySet[ModelVersion]:

@@ -189,7 +189,8 @@ class JobRetrainView(APIView):
 class ModelListView(APIView):
     @extend_schema(operation_id="models_list", parameters=[PageQuery], responses={200: ModelPage})
     def get(self, request: Request) -> Response:
-        """The jobs of my hospital that have published model versions, with their latest round. Paginated."""
+        """The jobs of my hospital that have published model versions, with their latest round: a hospital
+        admin's, or those a doctor may predict with (`POST models/{job}/predict`). Paginated."""
         newest_first = Prefetch("model_versions", queryset=ModelVersion.objects.order_by("-round"))
         jobs = selectors.model_jobs_visible_to(signed_in_user(request)).prefetch_related(newest_first)
         paginator = StrictLimitOffsetPagination()

@@ -45,11 +45,13 @@ def version_paths(trained: TrainedJob) -> list[str]:
     return [base, f"{base}/versions/1", f"{base}/versions/1/weights"]
 
 
-def test_the_model_list_names_the_jobs_with_versions_to_their_admins_only(world: WdbcWorld) -> None:
+def test_the_model_list_names_jobs_with_versions_to_their_admins_and_doctors_only(world: WdbcWorld) -> None:
+    """Doctors of the participating hospitals see the list too: it is what they pick a model to predict
+    with from. The versions' provenance (GET models/{job}) stays with the admins."""
     personas = world.personas
     trained = trained_job(world)
     make_job(personas, name="no versions yet")
-    for who in ("hadmin", "other_hadmin"):
+    for who in ("hadmin", "other_hadmin", "bob", "bob2", "carol"):
         listed = api_for(personas, who).get("/api/models")
         assert listed.status_code == 200
         (only,) = listed.json()["results"]
@@ -57,9 +59,11 @@ def test_the_model_list_names_the_jobs_with_versions_to_their_admins_only(world:
         assert only["version_count"] == 3 and only["latest_round"] == 2
         assert only["latest"]["round"] == 2 and only["latest"]["cid"] == trained.versions[2].cid
         assert only["latest"]["chain"] == {"status": "", "block": None, "tx": ""}
-    for who in OUTSIDERS:
+    for who in ("alice", "cadmin"):
         listed = api_for(personas, who).get("/api/models")
         assert listed.status_code == 200 and listed.json()["results"] == [], who
+    for doctor in (personas.bob, personas.carol):
+        assert api_for(personas, doctor.username).get(f"/api/models/{trained.ref}").status_code == 404
 
 
 def test_versions_carry_their_provenance_and_chain_references(world: WdbcWorld) -> None:

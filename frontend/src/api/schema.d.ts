@@ -581,7 +581,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The jobs of my hospital that have published model versions, with their latest round. Paginated. */
+        /**
+         * @description The jobs of my hospital that have published model versions, with their latest round: a hospital
+         *     admin's, or those a doctor may predict with (`POST models/{job}/predict`). Paginated.
+         */
         get: operations["models_list"];
         put?: never;
         post?: never;
