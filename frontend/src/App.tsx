@@ -15,6 +15,7 @@ import { RequestAccess } from "./pages/doctor/RequestAccess";
 import { AccessLog } from "./pages/patient/AccessLog";
 import { Consents } from "./pages/patient/Consents";
 import { Grant } from "./pages/patient/Grant";
+import { AddRecordScreen, TrainingUseScreen } from "./pages/patient/PatientLazy";
 import { Records } from "./pages/patient/Records";
 import { Requests } from "./pages/patient/Requests";
 import { Profile } from "./pages/Profile";
@@ -47,6 +48,7 @@ function screenFor(path: string, me: Me) {
   const patient = me.role === "patient";
   const doctor = me.role === "doctor";
   if (path === "/profile") return <Profile />;
+  if (path === "/records/new") return patient ? <AddRecordScreen /> : <NotForYou />;
   let params = matchPath("/records/:id", path);
   if (params?.id) return patient || doctor ? <RecordView id={params.id} /> : <NotForYou />;
   if (path === "/records") return patient ? <Records /> : <NotForYou />;
@@ -55,6 +57,7 @@ function screenFor(path: string, me: Me) {
   if (path === "/patients") return doctor ? <Patients /> : <NotForYou />;
   if (path === "/requests") return patient ? <Requests /> : doctor ? <RequestAccess /> : <NotForYou />;
   if (path === "/access-log") return patient ? <AccessLog /> : <NotForYou />;
+  if (path === "/training-use") return patient ? <TrainingUseScreen /> : <NotForYou />;
   if (path === "/break-glass") return doctor ? <BreakGlass /> : <NotForYou />;
   if (path === "/break-glass/reviews") return me.role === "hospital_admin" ? <BreakGlassReviews /> : <NotForYou />;
   if (path === "/doctors") return me.role === "hospital_admin" ? <Doctors /> : <NotForYou />;

@@ -19,6 +19,7 @@ export function navFor(role: Role): NavLink[] {
           { to: "/consents", label: "My consents" },
           { to: "/requests", label: "Access requests" },
           { to: "/access-log", label: "Access log" },
+          { to: "/training-use", label: "Training use" },
         ]
       : role === "doctor"
         ? [

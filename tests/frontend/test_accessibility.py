@@ -123,6 +123,8 @@ def test_every_main_screen_passes_axe_and_fits_a_phone(
                 ("/consents", "My consents", "patient-consents"),
                 ("/consents/new", "Grant access", "patient-grant"),
                 ("/access-log", "Access log", "patient-access-log"),
+                ("/records/new", "Add a record", "patient-add-record"),
+                ("/training-use", "Training use", "patient-training-use"),
                 ("/requests", "Access requests", "patient-requests"),
                 ("/profile", "Profile", "patient-profile"),
             ],
@@ -180,7 +182,7 @@ def test_every_main_screen_passes_axe_and_fits_a_phone(
         finally:
             context.close()
 
-    assert len(found) == 16
+    assert len(found) == 18
     failing = {name: violations for name, violations in found.items() if violations}
     assert not failing, failing
     assert not overflows, overflows

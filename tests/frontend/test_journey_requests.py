@@ -1,7 +1,8 @@
 """Journey 2 of the web portal, in Debian's chromium against the real server, chain, relayer and indexer:
 a doctor requests access to a patient's whole chart; the patient approves a narrower scope (one record),
 reading in plain words what her key signs; the doctor then sees only that record, and another record of
-the same patient is refused in the page.
+the same patient is refused in the page. On the chart, adding an observation is refused in words under the
+one-record consent, and once she grants the whole chart for treatment the new record is added and listed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import pytest
 from playwright.sync_api import Browser, expect
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from access.consent import services as consent_services
 from access.models import AccessRequest, Consent
 from contracts.drain import drain_outbox
 from ehr import records
+from ehr.models import Record
 from healthhash.sealing import new_kek_entry
 from tests.conftest import PASSWORD, Personas, address_of
 from tests.frontend.test_portal_journeys import ASTHMA, HEMOGLOBIN, heading, shoot, sign_in
@@ -127,6 +130,44 @@ def test_doctor_requests_the_chart_patient_approves_one_record_doctor_sees_only_
             "Access refused. No consent of the patient covers this record for you."
         )
         expect(dpage.get_by_text("Asthma")).to_have_count(0)
+
+        # --- on the chart, the doctor adds an observation: a one-record consent lets him add none
+        dpage.goto(f"/patients/{alice_address}")
+        count = dpage.get_by_role("status").filter(has_text=re.compile(r"^[0-9]+ records?$"))
+        expect(count).to_have_text("1 record")
+        add = dpage.get_by_role("form", name="Add a record")
+        add.get_by_label("Measurement", exact=True).select_option(label="Glucose")
+        expect(add.get_by_label("Unit", exact=True)).to_have_value("mg/dL")
+        add.get_by_label("Value", exact=True).fill("95")
+        add.get_by_role("button", name="Add to the chart").click()
+        expect(dpage.get_by_test_id("add-refused")).to_contain_text(
+            "Not added. No active treatment consent of this patient lets you add laboratory results."
+        )
+        assert Record.objects.filter(patient_address=alice_address).count() == 2
+
+        # --- once the patient grants her whole chart for treatment, the record is added and listed
+        consent_services.grant_with_managed_key(
+            patient=p.alice,
+            password=PASSWORD,
+            grantee=bob_address,
+            scope="chart",
+            purpose="TREATMENT",
+            expires_at=None,
+        )
+        drain_outbox()
+        add.get_by_role("button", name="Add to the chart").click()
+        expect(dpage.get_by_role("status").filter(has_text="Added to the chart")).to_contain_text(
+            "Observation, laboratory results"
+        )
+        expect(count).to_have_text("3 records")
+        added = Record.objects.get(patient_address=alice_address, created_by=p.bob)
+        assert added.category == "laboratory" and added.resource_type == "Observation"
+        chart = dpage.get_by_role("table", name=f"Records of patient {alice_address}")
+        expect(chart.get_by_role("row").filter(has_text="bob")).to_have_count(1)
+        shoot(dpage, "doctor-chart-added")
+        dpage.get_by_role("link", name="Open it").click()
+        heading(dpage, "Glucose").to_be_visible()
+        expect(dpage.get_by_role("row", name=re.compile("Glucose"))).to_contain_text("mg/dL")
     finally:
         doctor.close()
         patient.close()

@@ -1,7 +1,8 @@
 """End-to-end journeys of the web portal in Debian's chromium, against the real Django server (pytest-django's
 live server), the real anvil chain and the real relayer and indexer, asserting what the user sees.
 
-Journey 1: a patient signs in, grants a doctor access to one record; the doctor opens it; the patient
+Journey 1: a patient signs in, adds a record by pasting its FHIR JSON (a FHIR mistake is named next to
+it), grants a doctor access to one record; the doctor opens it; the patient
 revokes; the doctor is refused on reload. On the way: the grant's and the revocation's progress while the
 chain works (the test relays and indexes the outbox at the point a worker would), a lost connection with
 its retry, and an expired session that returns to sign-in and back. Each screen is photographed at 360 px
@@ -10,6 +11,7 @@ and 1280 px into var/screenshots/, and at 360 px no screen scrolls sideways.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -103,6 +105,25 @@ def test_patient_grants_one_record_doctor_opens_it_patient_revokes_doctor_is_ref
         heading(page, "My records").to_be_visible()
         expect(page.get_by_role("status").filter(has_text="records")).to_have_text("2 records")
         shoot(page, "patient-records")
+
+        # --- adds a record of her own by pasting its FHIR JSON; a FHIR mistake is named next to the JSON
+        page.get_by_role("link", name="Add a record").click()
+        heading(page, "Add a record").to_be_visible()
+        hay_fever = {**ASTHMA, "code": {"text": "Hay fever"}}
+        page.get_by_label("FHIR JSON").fill(json.dumps({**hay_fever, "clinicalStatus": "active"}))
+        page.get_by_role("button", name="Add to my chart").click()
+        expect(page.get_by_label("FHIR JSON")).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_text(re.compile(r"Condition\.clinicalStatus"))).to_be_visible()
+        shoot(page, "add-record-error")
+        page.get_by_label("FHIR JSON").fill(json.dumps(hay_fever))
+        page.get_by_role("button", name="Add to my chart").click()
+        heading(page, "Record added").to_be_visible()
+        added = Record.objects.filter(resource_type="Condition", created_by=p.alice).latest("created_at")
+        expect(page.get_by_text(str(added.id))).to_be_visible()
+        shoot(page, "add-record-done")
+        page.get_by_role("link", name="Back to my records").click()
+        heading(page, "My records").to_be_visible()
+        expect(page.get_by_role("status").filter(has_text="records")).to_have_text("3 records")
 
         page.get_by_role("link", name=re.compile(r"^Open Observation")).click()
         heading(page, "Hemoglobin").to_be_visible()
@@ -220,4 +241,4 @@ def test_patient_grants_one_record_doctor_opens_it_patient_revokes_doctor_is_ref
     finally:
         patient.close()
         doctor.close()
-    assert Record.objects.filter(patient_address=alice_address).count() == 2
+    assert Record.objects.filter(patient_address=alice_address).count() == 3  # her two, and the one she added

@@ -1,6 +1,6 @@
 // Labelled form controls whose error (from the page's own check or from the API's `field`) sits
 // next to them and is tied to them for screen readers (aria-invalid, aria-describedby).
-import type { InputHTMLAttributes, ReactNode, SelectHTMLAttributes } from "react";
+import type { InputHTMLAttributes, ReactNode, SelectHTMLAttributes, TextareaHTMLAttributes } from "react";
 
 type Common = { id: string; label: string; error?: string | undefined; hint?: ReactNode };
 
@@ -36,6 +36,22 @@ export function TextField({ id, label, error, hint, ...input }: Common & InputHT
         aria-invalid={error ? true : undefined}
         aria-describedby={describedBy(id, error, hint)}
         {...input}
+      />
+      <Extras id={id} error={error} hint={hint} />
+    </div>
+  );
+}
+
+export function TextAreaField({ id, label, error, hint, ...area }: Common & TextareaHTMLAttributes<HTMLTextAreaElement>) {
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <textarea
+        id={id}
+        name={id}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy(id, error, hint)}
+        {...area}
       />
       <Extras id={id} error={error} hint={hint} />
     </div>

@@ -1,4 +1,5 @@
-// My records: the chart's records by category, author and date, a page at a time.
+// My records: the chart's records by category, author and date, a page at a time; adding a record and
+// exporting the whole chart start here.
 import { useState } from "react";
 import { listRecords, PAGE, type RecordPage } from "../../api/lists";
 import type { Category } from "../../api/types";
@@ -8,6 +9,8 @@ import { Page } from "../../components/Page";
 import { categoryLabel, RecordTable, SortField, type RecordSort } from "../../components/RecordTable";
 import { useLoad } from "../../hooks/useLoad";
 import { CATEGORY_WORDS } from "../../lib/consent";
+import { Link } from "../../router";
+import { ExportChart } from "./ExportChart";
 
 export function RecordList({ patient, caption }: { patient?: string; caption: string }) {
   const [category, setCategory] = useState<Category | "">("");
@@ -64,7 +67,13 @@ export function RecordList({ patient, caption }: { patient?: string; caption: st
 export function Records() {
   return (
     <Page title="My records">
+      <p className="actions">
+        <Link to="/records/new" className="button">
+          Add a record
+        </Link>
+      </p>
       <RecordList caption="My records" />
+      <ExportChart />
     </Page>
   );
 }
