@@ -1,5 +1,6 @@
 // One record, opened through the API's one door (consent checked, the access logged, the bytes
 // verified). A refusal is said in words: the doctor sees why they may not open it.
+import { useState } from "react";
 import { api, ApiError, call } from "../api/client";
 import type { OpenedRecord } from "../api/types";
 import { Hex } from "../components/Chain";
@@ -8,6 +9,7 @@ import { Page } from "../components/Page";
 import { ReadableRecord } from "../components/ReadableRecord";
 import { categoryLabel } from "../components/RecordTable";
 import { useLoad } from "../hooks/useLoad";
+import { recordFileName, saveAs } from "../lib/download";
 import { recordTitle } from "../lib/fhir";
 import { formatDateTime } from "../lib/format";
 import { Link } from "../router";
@@ -33,6 +35,51 @@ function Refused({ error }: { error: ApiError }) {
       </p>
       <p className="hint">This attempt is written in the patient's access log.</p>
     </div>
+  );
+}
+
+const FHIR_JSON = "application/fhir+json";
+
+/** A file record (PDF, image, DICOM): its bytes, opened through the same door (and logged), saved. */
+function FileDownload({ id, contentType }: { id: string; contentType: string }) {
+  const [state, setState] = useState<{ busy: boolean; error: Error | null; saved: boolean }>({
+    busy: false,
+    error: null,
+    saved: false,
+  });
+  const name = recordFileName(id, contentType);
+  const run = async () => {
+    setState({ busy: true, error: null, saved: false });
+    try {
+      const blob = await call(
+        api.GET("/api/records/{record_id}/content", {
+          params: { path: { record_id: id }, query: { format: "bin" } },
+          parseAs: "blob",
+        }),
+      );
+      saveAs(new Blob([blob], { type: contentType }), name);
+      setState({ busy: false, error: null, saved: true });
+    } catch (error) {
+      setState({ busy: false, error: error as Error, saved: false });
+    }
+  };
+  return (
+    <section className="panel" aria-labelledby="file-title">
+      <h2 id="file-title">The file</h2>
+      <p className="hint">
+        A {contentType} file, decrypted on the server after the consent check; downloading it is written in the
+        access log.
+      </p>
+      <p className="actions">
+        <button type="button" onClick={() => void run()} disabled={state.busy}>
+          {state.busy ? "Preparing…" : `Download ${name}`}
+        </button>
+      </p>
+      <div className="live" role="status" aria-live="polite">
+        {state.saved ? <p>Saved as {name}.</p> : null}
+      </div>
+      {state.error ? <ErrorNotice error={state.error} onRetry={() => void run()} /> : null}
+    </section>
   );
 }
 
@@ -83,6 +130,9 @@ export function RecordView({ id }: { id: string }) {
         </dd>
       </dl>
       <ReadableRecord resource={resource} />
+      {record.content_type && record.content_type !== FHIR_JSON ? (
+        <FileDownload id={record.id} contentType={record.content_type} />
+      ) : null}
       <p className="actions">
         {me.role === "patient" ? (
           <Link className="button" to={`/consents/new?scope=${encodeURIComponent(`record:${record.id}`)}`}>

@@ -4,20 +4,9 @@
 import { useState } from "react";
 import { api, call } from "../../api/client";
 import { ErrorNotice } from "../../components/Notices";
+import { saveAs } from "../../lib/download";
 
 export const EXPORT_FILE = "chart.json";
-
-function saveAs(blob: Blob, name: string): void {
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  // The browser has taken the file once the click is handled; free the memory after.
-  setTimeout(() => URL.revokeObjectURL(url), 0);
-}
 
 type State = { state: "idle" } | { state: "fetching" } | { state: "done" } | { state: "failed"; error: Error };
 
