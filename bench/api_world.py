@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Count
 from django.utils import timezone
 
 from access.audit.verify import verify_audit
@@ -143,9 +144,32 @@ def opens_logged_since(moment: Any) -> int:
 
 
 def grants_since(moment: Any) -> tuple[int, int]:
-    """(grants submitted since `moment`, those active now)."""
-    rows = list(Consent.objects.filter(created_at__gte=moment))
-    return len(rows), sum(1 for row in rows if row.effective_status == "active")
+    """(grants submitted since `moment`, those mined). Mined: in a block, whether still active or since
+    superseded by a later grant of the same terms (the granter cycles through her doctors and scopes, so a
+    long run grants the same terms again)."""
+    return _submitted_and_mined(Consent.objects.filter(created_at__gte=moment))
+
+
+def grants_between(start: Any, end: Any) -> tuple[int, int]:
+    """(grants submitted from `start` to `end`, those mined)."""
+    return _submitted_and_mined(Consent.objects.filter(created_at__gte=start, created_at__lte=end))
+
+
+def _submitted_and_mined(grants: Any) -> tuple[int, int]:
+    blocks = list(grants.values_list("granted_block", flat=True))
+    return len(blocks), sum(1 for block in blocks if block is not None)
+
+
+def grants_recorded_twice(moment: Any) -> int:
+    """Grants since `moment` whose signed terms (consent key and version) have more than one row: a grant
+    written twice (there should be none)."""
+    rows = (
+        Consent.objects.filter(created_at__gte=moment)
+        .values("consent_key", "version")
+        .annotate(rows=Count("id"))
+        .filter(rows__gt=1)
+    )
+    return sum(row["rows"] - 1 for row in rows)
 
 
 def now() -> Any:

@@ -7,6 +7,11 @@ gives the demo consortium records and consents, then drives doctors, patients an
 concurrently (bench/api_load.py). Per operation: requests/s, p50, p99, errors (any answer but the
 expected one). For the run: every allowed open has exactly one access-log entry, the grants submitted
 during the load were mined, and `verify_audit` finds no break. A table, then one JSON line.
+
+`--faults` (default off) runs a fault schedule during the load (bench/api_faults.py): the dev chain stopped
+and started again with its state, the Celery worker's pool process killed, one gunicorn worker killed, a
+calm period before each. Per fault: how long it was down, the errors it cost by operation, and the seconds
+of degraded service; the run's checks (one log entry per open, grants mined, audit) must hold all the same.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from bench import api_world
+from bench.api_faults import FaultCost, FaultSchedule, errors_before, fault_costs
 from bench.api_load import EXPECTED, Persona, Sample, run_load, split_clients
 from bench.report import report_figures
 from contracts.node import free_port
@@ -37,15 +43,23 @@ from healthhash.database_url import current_database_url
 
 INSIDE = "HEALTHHASH_BENCH_API_INSIDE"
 TARGETS = {
-    "sqlite": {"open_p99_ms": ("<=", 250.0), "errors": ("<=", 0), "access_log_mismatch": ("<=", 0)},
+    "sqlite": {
+        "open_p99_ms": ("<=", 250.0),
+        "errors": ("<=", 0),
+        "access_log_mismatch": ("<=", 0),
+        "grants_recorded_twice": ("<=", 0),
+    },
     "postgresql": {
         "open_per_s": (">=", 300.0),
         "open_p99_ms": ("<=", 100.0),
         "errors": ("<=", 0),
         "access_log_mismatch": ("<=", 0),
+        "grants_recorded_twice": ("<=", 0),
     },
 }
 GRANTS_MINED_WITHIN_S = 60.0
+SECONDS = 30.0
+FAULT_SECONDS = 90.0  # the default with --faults: the schedule (4 calm periods and the faults) fits
 
 
 class Command(BaseCommand):
@@ -53,15 +67,35 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--clients", type=int, default=16)
-        parser.add_argument("--seconds", type=float, default=30.0, help="measured, after the warm-up")
+        parser.add_argument(
+            "--seconds",
+            type=float,
+            default=None,
+            help=f"measured, after the warm-up (default {SECONDS:g}, {FAULT_SECONDS:g} with --faults)",
+        )
         parser.add_argument("--warmup", type=float, default=3.0)
         parser.add_argument("--records", type=int, default=5, help="records per demo patient")
         parser.add_argument("--workers", type=int, default=settings.WEB_CONCURRENCY)
         parser.add_argument("--threads", type=int, default=settings.WEB_THREADS)
         parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
         parser.add_argument("--keep", action="store_true", help="keep the state folder (and its logs)")
+        parser.add_argument(
+            "--faults", action="store_true", help="chain, worker and web faults under the load"
+        )
+        parser.add_argument(
+            "--fault-calm", type=float, default=15.0, help="seconds of calm before each fault"
+        )
+        parser.add_argument("--fault-down", type=float, default=10.0, help="seconds the chain stays down")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["seconds"] is None:
+            options["seconds"] = FAULT_SECONDS if options["faults"] else SECONDS
+        if options["faults"]:
+            needed = FaultSchedule.length_s(calm_s=options["fault_calm"], down_s=options["fault_down"])
+            if needed > options["seconds"]:
+                raise CommandError(
+                    f"--faults needs --seconds of at least {needed:g} with these calm/down times"
+                )
         if os.environ.get(INSIDE) == "1":
             self._inside(options)
         else:
@@ -81,6 +115,9 @@ class Command(BaseCommand):
             f"--workers={options['workers']}",
             f"--threads={options['threads']}",
             f"--worker-class={options['worker_class']}",
+            f"--fault-calm={options['fault_calm']}",
+            f"--fault-down={options['fault_down']}",
+            *(["--faults"] if options["faults"] else []),
         ]
         env = os.environ | {
             INSIDE: "1",
@@ -109,18 +146,35 @@ class Command(BaseCommand):
         say = self.stderr.write
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with _serving(options, port, say):
-            say("setup: records and consents (mined by the serving relayer)")
-            world = api_world.build_world(records_per_patient=options["records"], say=say)
-            personas = _personas(world, options["clients"])
-            started_at = api_world.now()
-            stats, samples, window = run_load(
-                url, personas, seconds=options["seconds"], warmup_s=options["warmup"], say=say
-            )
-            grants, mined = _grants_mined(started_at)
-            opens_logged = api_world.opens_logged_since(started_at)
-            audit_ok, audit_entries = api_world.audit()
+        schedule: FaultSchedule | None = None
+        try:
+            with _serving(options, port, say) as serve:
+                say("setup: records and consents (mined by the serving relayer)")
+                world = api_world.build_world(records_per_patient=options["records"], say=say)
+                personas = _personas(world, options["clients"])
+                started_at = api_world.now()
+                if options["faults"]:
+                    schedule = _fault_schedule(options, serve.pid, say)
+                    schedule.start()
+                load_begin = time.monotonic()
+                stats, samples, window = run_load(
+                    url, personas, seconds=options["seconds"], warmup_s=options["warmup"], say=say
+                )
+                load_end = time.monotonic()
+                if schedule is not None:
+                    schedule.join()
+                grants, mined = _grants_mined(started_at)
+                grants_twice = api_world.grants_recorded_twice(started_at)
+                opens_logged = api_world.opens_logged_since(started_at)
+                audit_ok, audit_entries = api_world.audit()
+        finally:
+            if schedule is not None:
+                schedule.join()  # (at once when the load ended normally: it was joined above)
+                schedule.stop_restarted_chain()  # the anvil the schedule started, after serve has stopped
         opens_ok = sum(1 for s in samples if s.op == "open" and s.status == 200)
+        # An open whose answer never came (its web worker killed mid-request) may or may not have logged
+        # its entry: between `opens_ok` and `opens_ok + opens_unanswered` entries are each exactly once.
+        opens_unanswered = sum(1 for s in samples if s.op == "open" and s.status == 0)
         figures: dict[str, Any] = {
             "database": connection.vendor,
             "web": f"{options['workers']} {options['worker_class']}"
@@ -139,13 +193,75 @@ class Command(BaseCommand):
         figures |= {
             "open_ok_requests": opens_ok,
             "open_log_entries": opens_logged,
-            "access_log_mismatch": abs(opens_logged - opens_ok),
+            "open_unanswered": opens_unanswered,
+            "access_log_mismatch": max(0, opens_ok - opens_logged)
+            + max(0, opens_logged - opens_ok - opens_unanswered),
             "grants_submitted": grants,
             "grants_mined": mined,
+            "grants_recorded_twice": grants_twice,
             "verify_audit_ok": audit_ok,
             "audit_entries_verified": audit_entries,
         }
-        report_figures(self.stdout.write, figures, TARGETS.get(connection.vendor, {}))
+        targets = dict(TARGETS.get(connection.vendor, {}))
+        if schedule is not None:
+            costs = fault_costs(schedule.faults, samples, load_end)
+            self._fault_table(costs, schedule.failures)
+            figures |= _fault_figures(costs, schedule, samples, load_begin + options["warmup"])
+            targets.pop("errors", None)  # errors during a fault are expected; the figures say which
+            targets["errors_before_faults"] = ("<=", 0)
+        report_figures(self.stdout.write, figures, targets)
+
+    def _fault_table(self, costs: list[FaultCost], failures: list[str]) -> None:
+        write = self.stdout.write
+        write(
+            f"{'fault':8} {'down_s':>7} {'errors':>7} {'degraded_s':>11}  errors by operation; what was done"
+        )
+        for cost in costs:
+            by_op = ",".join(f"{op}:{n}" for op, n in sorted(cost.errors_by_op.items())) or "-"
+            write(
+                f"{cost.fault.name:8} {cost.fault.down_s:7.1f} {cost.errors:7d} {cost.degraded_s:11.1f}"
+                f"  {by_op}; {cost.fault.how}"
+            )
+        for failure in failures:
+            write(f"not done: {failure}")
+
+
+def _fault_schedule(options: dict[str, Any], serve_pid: int, say: Any) -> FaultSchedule:
+    return FaultSchedule(
+        serve_pid=serve_pid,
+        chain_port=settings.DEV_CHAIN_PORT,
+        chain_log=Path(settings.VAR_DIR) / "anvil-restarted.log",
+        start_after_s=options["warmup"],
+        calm_s=options["fault_calm"],
+        down_s=options["fault_down"],
+        grants_between=api_world.grants_between,
+        now=api_world.now,
+        settle_within_s=GRANTS_MINED_WITHIN_S,
+        broker=settings.CELERY_BROKER_URL.split(":", 1)[0],
+        say=say,
+    )
+
+
+def _fault_figures(
+    costs: list[FaultCost], schedule: FaultSchedule, samples: list[Sample], measured_from: float
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "faults_done": len(costs),
+        "errors_before_faults": errors_before(schedule.faults, samples, measured_from),
+    }
+    for cost in costs:
+        name = cost.fault.name
+        figures[f"fault_{name}_down_s"] = round(cost.fault.down_s, 1)
+        figures[f"fault_{name}_errors"] = cost.errors
+        figures[f"fault_{name}_degraded_s"] = cost.degraded_s
+        figures[f"fault_{name}_errors_by_op"] = ",".join(
+            f"{op}:{n}" for op, n in sorted(cost.errors_by_op.items())
+        )
+        if name == "chain":
+            figures["fault_chain_kept_state"] = cost.fault.kept_state
+            figures["fault_chain_grants_held"] = cost.fault.held
+            figures["fault_chain_unmined_grants"] = cost.fault.unsettled
+    return figures
 
 
 def _personas(world: api_world.World, clients: int) -> list[Persona]:
@@ -192,7 +308,7 @@ def _own_database(env: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def _serving(options: dict[str, Any], port: int, say: Any) -> Iterator[None]:
+def _serving(options: dict[str, Any], port: int, say: Any) -> Iterator[subprocess.Popen[bytes]]:
     """`manage.py serve` on `port` (its output in the state folder) until the block ends; SIGINT stops it."""
     folder = Path(settings.VAR_DIR)
     argv = [
@@ -214,7 +330,7 @@ def _serving(options: dict[str, Any], port: int, say: Any) -> Iterator[None]:
                 tail = (folder / "serve.err").read_text(errors="replace")[-2000:]
                 raise CommandError(f"serve did not become healthy:\n{tail}")
             time.sleep(1)
-        yield
+        yield serve
     finally:
         serve.send_signal(signal.SIGINT)
         try:

@@ -1,0 +1,354 @@
+"""Faults under load for `manage.py bench_api --faults`: while the clients run, a schedule in a thread of its
+own stops the dev chain and brings it back with its state, kills the Celery worker's pool process, and kills
+one gunicorn worker, a calm period before each. Each fault is a `Fault` with monotonic times, the clock the
+load's samples use, so that the errors a fault cost can be told from the samples afterwards.
+
+The processes are found in /proc under the `manage.py serve` process the benchmark started (Linux only):
+- chain: the anvil child of `serve` listening on DEV_CHAIN_PORT, stopped with SIGTERM (anvil dumps its
+  `--state` file on the way out) and started again here with the same command line, so the chain keeps its
+  blocks; this replacement is a child of the benchmark, which stops it after `serve` has stopped;
+- worker: `serve` stops every process when the Celery worker's main process ends (demo/processes.py), so the
+  fault is a SIGKILL to the worker's pool process, which the Celery main process replaces. The broker itself
+  is left alone: the embedded one (a SQLite file) has no process to restart, and a Redis broker may be a
+  server other programs share;
+- web: a SIGKILL to one worker of the gunicorn master, which forks a new one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.api_load import EXPECTED, Sample
+from contracts.client import latest_block
+from contracts.node import wait_for_rpc
+
+Say = Callable[[str], None]
+FAULT_NAMES = ("chain", "worker", "web")
+RESPAWN_WITHIN_S = 30.0
+
+
+@dataclass
+class Fault:
+    """One fault: `started` when it was done, `ended` when the process or node was back (monotonic);
+    `settled` when the writes it held back were done (the chain: grants submitted while it was down mined),
+    None when there were none to wait for or they were not done in time."""
+
+    name: str
+    how: str
+    started: float
+    ended: float
+    settled: float | None = None
+    held: int = 0  # writes accepted while it lasted that waited on it (the chain: grants submitted)
+    unsettled: int = 0  # of those, still waiting when the watch gave up
+    kept_state: bool | None = None  # the chain: its head after the restart at least the head before
+
+    @property
+    def down_s(self) -> float:
+        return self.ended - self.started
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    state: str
+    argv: tuple[str, ...]
+
+
+def _processes() -> list[Proc]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = tuple((entry / "cmdline").read_bytes().decode(errors="replace").split("\0")[:-1])
+        except (OSError, IndexError):
+            continue
+        found.append(Proc(int(entry.name), int(stat[1]), stat[0], argv))
+    return found
+
+
+def _children(pid: int) -> list[Proc]:
+    return [p for p in _processes() if p.ppid == pid and p.state != "Z"]
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie its parent has yet to reap)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _pipe_fds(pid: int) -> int:
+    """How many pipes `pid` holds beyond stdin/out/err (a Celery pool process talks to its parent by pipes;
+    embedded beat closes every descriptor it inherited)."""
+    try:
+        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd") if int(fd) > 2]
+    except OSError:
+        return 0
+    return sum(1 for link in links if link.startswith("pipe:"))
+
+
+def _one(found: list[Proc], what: str) -> Proc:
+    if len(found) != 1:
+        raise RuntimeError(f"expected one {what}, found {len(found)}: {[p.pid for p in found]}")
+    return found[0]
+
+
+def _wait(condition: Callable[[], bool], within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+class FaultSchedule:
+    """The faults, in a thread, against the processes of one `serve`; `restarted_chain` is the anvil this
+    schedule started, which `stop_restarted_chain()` ends (after `serve` has ended)."""
+
+    def __init__(
+        self,
+        *,
+        serve_pid: int,
+        chain_port: int,
+        chain_log: Path,
+        start_after_s: float,
+        calm_s: float,
+        down_s: float,
+        grants_between: Callable[[Any, Any], tuple[int, int]],
+        now: Callable[[], Any],
+        settle_within_s: float,
+        broker: str,
+        say: Say,
+    ) -> None:
+        self.serve_pid = serve_pid
+        self.chain_port = chain_port
+        self.chain_log = chain_log
+        self.start_after_s = start_after_s
+        self.calm_s = calm_s
+        self.down_s = down_s
+        self.grants_between = grants_between
+        self.now = now
+        self.settle_within_s = settle_within_s
+        self.broker = broker
+        self.say = say
+        self.faults: list[Fault] = []
+        self.failures: list[str] = []
+        self.restarted_chain: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._watchers: list[threading.Thread] = []
+
+    @staticmethod
+    def length_s(*, calm_s: float, down_s: float) -> float:
+        """Seconds the schedule needs from its start (a calm period after the last fault too)."""
+        return 4 * calm_s + down_s + 3.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        """Stops what is left of the schedule (the chain is brought back if it is down) and waits for it."""
+        self._stop.set()
+        self._thread.join()
+        for watcher in self._watchers:
+            watcher.join()
+
+    def _run(self) -> None:
+        steps = {"chain": self._chain, "worker": self._worker, "web": self._web}
+        try:
+            if self._stop.wait(self.start_after_s):
+                return
+            for name in FAULT_NAMES:
+                if self._stop.wait(self.calm_s):
+                    return
+                try:
+                    self.faults.append(steps[name]())
+                except Exception as exc:  # a fault that could not be done is a figure, not a crash
+                    self.failures.append(f"{name}: {exc}")
+                    self.say(f"fault {name}: could not be done: {exc}")
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    # --- the chain: stopped (SIGTERM: anvil dumps its state), down, started again with that state -------
+
+    def _chain(self) -> Fault:
+        port = f"{self.chain_port}"
+        anvil = _one(
+            [p for p in _processes() if p.state != "Z" and "anvil" in " ".join(p.argv) and port in p.argv],
+            f"anvil on port {port}",
+        )
+        url = f"http://127.0.0.1:{port}"
+        head_before = latest_block()
+        wall_start = self.now()
+        started = time.monotonic()
+        self.say(f"fault chain: SIGTERM to anvil (pid {anvil.pid}), down {self.down_s:g} s")
+        os.kill(anvil.pid, signal.SIGTERM)
+        if not _wait(lambda: not _running(anvil.pid), 10.0):
+            os.kill(anvil.pid, signal.SIGKILL)
+            _wait(lambda: not _running(anvil.pid), 5.0)
+        self._stop.wait(max(0.0, started + self.down_s - time.monotonic()))  # cut short: back at once
+        with self.chain_log.open("ab") as log:
+            self.restarted_chain = subprocess.Popen(  # noqa: S603 - the argv it ran with, no shell
+                list(anvil.argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_rpc(url, timeout=30.0)
+        fault = Fault(
+            "chain",
+            "anvil stopped (SIGTERM, state dumped) and started again with its --state",
+            started,
+            time.monotonic(),
+        )
+        head_after = latest_block()
+        fault.kept_state = head_after >= head_before
+        self.say(
+            f"fault chain: anvil back after {fault.down_s:.1f} s (pid {self.restarted_chain.pid}),"
+            f" head {head_after} (block {head_before} before the stop)"
+        )
+        watcher = threading.Thread(target=self._watch_grants, args=(fault, wall_start, self.now()))
+        self._watchers.append(watcher)
+        watcher.start()
+        return fault
+
+    def _watch_grants(self, fault: Fault, wall_start: Any, wall_back: Any) -> None:
+        """Waits until the grants submitted while the chain was down are mined: `fault.settled`."""
+        from django.db import connection
+
+        deadline = fault.ended + self.settle_within_s
+        try:
+            while True:
+                submitted, mined = self.grants_between(wall_start, wall_back)
+                fault.held, fault.unsettled = submitted, submitted - mined
+                if mined == submitted:
+                    fault.settled = time.monotonic() if submitted else None
+                    return
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.25)
+        finally:
+            connection.close()
+
+    def stop_restarted_chain(self) -> None:
+        chain = self.restarted_chain
+        if chain is None or chain.poll() is not None:
+            return
+        os.killpg(chain.pid, signal.SIGTERM)
+        try:
+            chain.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(chain.pid, signal.SIGKILL)
+            chain.wait()
+
+    # --- the Celery worker: its pool process killed, the main process forks another ----------------------
+
+    def _worker(self) -> Fault:
+        main = _one(
+            [p for p in _children(self.serve_pid) if "celery" in " ".join(p.argv) and "worker" in p.argv],
+            "Celery worker under serve",
+        )
+        pool = max(_children(main.pid), key=lambda p: _pipe_fds(p.pid), default=None)
+        if pool is None or _pipe_fds(pool.pid) == 0:
+            raise RuntimeError(f"no pool process under the Celery worker (pid {main.pid})")
+        started = time.monotonic()
+        self.say(f"fault worker: SIGKILL to the Celery pool process (pid {pool.pid}, worker {main.pid})")
+        os.kill(pool.pid, signal.SIGKILL)
+        if not _wait(
+            lambda: any(p.pid != pool.pid and _pipe_fds(p.pid) for p in _children(main.pid)),
+            RESPAWN_WITHIN_S,
+        ):
+            raise RuntimeError(
+                f"the Celery worker did not replace its pool process in {RESPAWN_WITHIN_S:g} s"
+            )
+        how = f"Celery pool process SIGKILLed, replaced by the worker (broker {self.broker}: not restarted)"
+        fault = Fault("worker", how, started, time.monotonic())
+        self.say(f"fault worker: a new pool process after {fault.down_s:.1f} s")
+        return fault
+
+    # --- the web: one gunicorn worker killed, the master forks another -----------------------------------
+
+    def _web(self) -> Fault:
+        master = _one(
+            [p for p in _children(self.serve_pid) if "gunicorn" in " ".join(p.argv)],
+            "gunicorn master under serve",
+        )
+        workers = _children(master.pid)
+        if not workers:
+            raise RuntimeError(f"no worker under the gunicorn master (pid {master.pid})")
+        victim = workers[0]
+        started = time.monotonic()
+        self.say(f"fault web: SIGKILL to gunicorn worker pid {victim.pid} (master {master.pid})")
+        os.kill(victim.pid, signal.SIGKILL)
+        if not _wait(
+            lambda: len([p for p in _children(master.pid) if p.pid != victim.pid]) >= len(workers),
+            RESPAWN_WITHIN_S,
+        ):
+            raise RuntimeError(f"the gunicorn master did not fork a new worker in {RESPAWN_WITHIN_S:g} s")
+        fault = Fault(
+            "web", "one gunicorn worker SIGKILLed, forked again by the master", started, time.monotonic()
+        )
+        self.say(f"fault web: a new worker after {fault.down_s:.1f} s")
+        return fault
+
+
+@dataclass
+class FaultCost:
+    """What a fault cost the clients: errors by operation answered from its start to the next fault's start
+    (or the end of the load; a request in flight when a process was killed fails after the kill),
+    and the seconds of degraded service (fault start to the last failed answer, or to the writes it held
+    back being done, whichever is later; 0 when no client saw it)."""
+
+    fault: Fault
+    errors_by_op: dict[str, int] = field(default_factory=dict)
+    degraded_s: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(self.errors_by_op.values())
+
+
+def _failed(sample: Sample) -> bool:
+    return sample.status not in EXPECTED.get(sample.op, {200})
+
+
+def fault_costs(faults: list[Fault], samples: list[Sample], load_end: float) -> list[FaultCost]:
+    costs = []
+    for index, fault in enumerate(faults):
+        until = faults[index + 1].started if index + 1 < len(faults) else load_end
+        cost = FaultCost(fault)
+        last = fault.started
+        for sample in samples:
+            answered = sample.started + sample.seconds
+            if fault.started <= answered < until and _failed(sample):
+                cost.errors_by_op[sample.op] = cost.errors_by_op.get(sample.op, 0) + 1
+                last = max(last, answered)
+        if fault.settled is not None:
+            last = max(last, fault.settled)
+        cost.degraded_s = round(last - fault.started, 1)
+        costs.append(cost)
+    return costs
+
+
+def errors_before(faults: list[Fault], samples: list[Sample], measured_from: float) -> int:
+    """Failed answers in the measured window before the first fault (there should be none)."""
+    first = faults[0].started if faults else float("inf")
+    return sum(
+        1 for s in samples if measured_from <= s.started and s.started + s.seconds < first and _failed(s)
+    )
