@@ -39,10 +39,15 @@ class AnvilNode:
     state_path: Path | None = None
     chain_id: int = 31337
     _log_file: object = field(default=None, repr=False)
+    _temporary_log: bool = field(default=False, repr=False)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Sends SIGTERM to anvil's own process group (anvil, or the npm wrapper and anvil), then waits."""
-        if self.process.poll() is None:
+        """Sends SIGTERM to anvil's own process group (anvil, or the npm wrapper and anvil), then waits.
+
+        A log in a temporary file is removed when this stop ends a node that was still running; a node
+        that had died on its own keeps its log for whoever looks into why."""
+        was_running = self.process.poll() is None
+        if was_running:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -55,6 +60,8 @@ class AnvilNode:
         if self._log_file is not None:
             self._log_file.close()  # type: ignore[attr-defined]
             self._log_file = None
+        if self._temporary_log and was_running:
+            self.log_path.unlink(missing_ok=True)
 
 
 def free_port() -> int:
@@ -132,6 +139,7 @@ def start_anvil(
     The log goes to `log_path`, else next to `state_path`, else to a temporary file.
     """
     chosen_port = port if port is not None else free_port()
+    temporary_log = log_path is None and state_path is None
     if log_path is None:
         if state_path is not None:
             log_path = state_path.with_name(state_path.name + ".log")
@@ -160,8 +168,9 @@ def start_anvil(
         _wait_until_up(node, timeout)
     except BaseException:
         # Also on SystemExit / KeyboardInterrupt (a SIGTERM or Ctrl-C while it boots): no orphan anvil.
-        node.stop()
+        node.stop()  # the error names the log: it stays
         raise
+    node._temporary_log = temporary_log
     return node
 
 

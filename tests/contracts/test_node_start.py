@@ -21,7 +21,7 @@ import pytest
 from django.conf import settings
 
 from contracts import client
-from contracts.node import free_port
+from contracts.node import free_port, start_anvil
 from demo.management.commands.demo import celery_worker
 from healthhash.database_url import current_database_url
 
@@ -208,3 +208,20 @@ def test_demo_worker_stops_with_beat_and_its_pool(tmp_path: Path, monkeypatch: p
 
 def _group(pgid: int) -> list[int]:
     return [pid for pid, (_, group) in _processes().items() if group == pgid]
+
+
+def test_a_node_with_a_temporary_log_removes_it_when_stopped_and_keeps_it_when_it_died() -> None:
+    """Test sessions start many nodes without a state file: their logs must not pile up in /tmp."""
+    stopped = start_anvil()
+    assert stopped.log_path.is_file()
+    stopped.stop()
+    assert not stopped.log_path.exists()
+
+    died = start_anvil()
+    try:
+        os.killpg(died.process.pid, signal.SIGKILL)
+        died.process.wait(timeout=10)
+        died.stop()
+        assert died.log_path.is_file()  # a node that died on its own keeps its log for the post-mortem
+    finally:
+        died.log_path.unlink(missing_ok=True)
