@@ -45,6 +45,7 @@ from access.models import (
     LegalBasis,
     User,
 )
+from contracts import indexer
 from healthhash.errors import DomainError
 from healthhash.eth_address import checksummed_address
 
@@ -274,6 +275,10 @@ def record_accesses(events: list[AccessEvent]) -> list[AccessLogEntry]:
     """
     if not events:
         return []
+    # After a database restore, the anchored batches the restore lost are known only from chain events
+    # the index has not read yet: until it has (AuditLostBatch rows), a write could reuse a lost seq.
+    # Refuse (503 index_behind) while the index is known to trail the chain; cached per process.
+    indexer.require_index_current()
     prepared: list[tuple[str, AccessEvent]] = []
     for event in events:
         _check(event)

@@ -15,9 +15,19 @@ from django.core import serializers
 from django.db import transaction
 from web3 import Web3
 
+from access.audit.log import AccessEvent, record_access
 from access.consent import rule
 from access.consent import services as consent_services
-from access.models import Consent, ConsentStatus, Purpose, User
+from access.models import (
+    AccessAction,
+    AccessOutcome,
+    AccessPurpose,
+    Consent,
+    ConsentStatus,
+    LegalBasis,
+    Purpose,
+    User,
+)
 from contracts import indexer, relayer
 from contracts.drain import drain_outbox
 from contracts.models import ChainEvent, ChainTx, IndexedBlock, IndexerCursor, OutboxItem, RelayerState
@@ -86,6 +96,20 @@ def grant(patient: User, grantee: User) -> Consent:
     )
 
 
+def own_open(patient: User) -> AccessEvent:
+    """A patient opening her own record: no consent check runs, but the access log is written."""
+    address = patient.eth_address or ""
+    return AccessEvent(
+        patient_address=address,
+        actor=patient,
+        actor_address=address,
+        action=AccessAction.OPEN,
+        purpose=AccessPurpose.TREATMENT,
+        outcome=AccessOutcome.ALLOWED,
+        legal_basis=LegalBasis.owner(),
+    )
+
+
 def test_after_a_restore_checks_fail_closed_and_the_relayer_waits_for_the_indexer(
     personas: Personas, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +140,10 @@ def test_after_a_restore_checks_fail_closed_and_the_relayer_waits_for_the_indexe
     )
     assert response.status_code == 503
     assert response.json()["error"] == "index_behind"
+    # No access-log write either: a batch anchored after the backup may hold the seqs it would hand out,
+    # and only the chain events the index has not read yet say so.
+    with pytest.raises(indexer.IndexBehind):
+        record_access(own_open(p.alice))
 
     report = relayer.relay_once()
     assert report.index_behind > 3 and report.txs_sent == 0
@@ -125,6 +153,7 @@ def test_after_a_restore_checks_fail_closed_and_the_relayer_waits_for_the_indexe
 
     indexer.sync_chain()  # the indexer catches up first ...
     assert check_now(p.alice, p.bob).reason == "revoked"
+    assert record_access(own_open(p.alice)).seq >= 1
     assert check_now(p.alice, p.bob2).allowed
     relayer.relay_once()  # ... then the relayer may send; the grant mined since the backup stays active
     indexer.sync_chain()
