@@ -17,11 +17,9 @@ of degraded service; the run's checks (one log entry per open, grants mined, aud
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +34,7 @@ from django.db import connection
 from bench import api_world
 from bench.api_faults import FaultCost, FaultSchedule, errors_before, fault_costs
 from bench.api_load import EXPECTED, Persona, Sample, run_load, split_clients
+from bench.own_state import own_state, run_again_inside
 from bench.report import report_figures
 from contracts.node import free_port
 from demo import processes
@@ -104,41 +103,27 @@ class Command(BaseCommand):
     # --- outside: a state of its own, then this command again inside it -----------------------------
 
     def _outside(self, options: dict[str, Any]) -> None:
-        scratch = Path(settings.VAR_DIR) / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        state = Path(tempfile.mkdtemp(prefix="hh-bench-api-", dir=scratch))
-        argv = [
-            f"--clients={options['clients']}",
-            f"--seconds={options['seconds']}",
-            f"--warmup={options['warmup']}",
-            f"--records={options['records']}",
-            f"--workers={options['workers']}",
-            f"--threads={options['threads']}",
-            f"--worker-class={options['worker_class']}",
-            f"--fault-calm={options['fault_calm']}",
-            f"--fault-down={options['fault_down']}",
-            *(["--faults"] if options["faults"] else []),
-        ]
-        env = os.environ | {
-            INSIDE: "1",
-            "HEALTHHASH_VAR_DIR": str(state),
-            "ETH_RPC_URL": "",
-            "DEV_CHAIN_PORT": str(free_port()),
-        }
-        try:
+        with own_state("hh-bench-api-", keep=options["keep"], say=self.stderr.write) as state:
+            argv = [
+                f"--clients={options['clients']}",
+                f"--seconds={options['seconds']}",
+                f"--warmup={options['warmup']}",
+                f"--records={options['records']}",
+                f"--workers={options['workers']}",
+                f"--threads={options['threads']}",
+                f"--worker-class={options['worker_class']}",
+                f"--fault-calm={options['fault_calm']}",
+                f"--fault-down={options['fault_down']}",
+                *(["--faults"] if options["faults"] else []),
+            ]
+            env = os.environ | {
+                INSIDE: "1",
+                "HEALTHHASH_VAR_DIR": str(state),
+                "ETH_RPC_URL": "",
+                "DEV_CHAIN_PORT": str(free_port()),
+            }
             with _own_database(env):
-                done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                    [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_api", *argv],
-                    env=env,
-                    check=False,
-                )
-        finally:
-            if options["keep"]:
-                self.stderr.write(f"state kept in {state}")
-            else:
-                shutil.rmtree(state, ignore_errors=True)
-        if done.returncode:
-            raise CommandError(f"the benchmark failed (exit {done.returncode})")
+                run_again_inside("bench_api", argv, env)
 
     # --- inside: serve, world, load, checks ---------------------------------------------------------
 

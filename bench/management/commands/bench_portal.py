@@ -13,11 +13,8 @@ gunicorn on a free port and drives Debian's chromium. No chain is needed: the da
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import portal
+from bench.own_state import own_state, run_again_inside
 from bench.report import report_figures
 from contracts.node import free_port
 from demo import processes
@@ -52,25 +50,11 @@ class Command(BaseCommand):
             self._outside(options)
 
     def _outside(self, options: dict[str, Any]) -> None:
-        scratch = Path(settings.VAR_DIR) / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        state = Path(tempfile.mkdtemp(prefix="hh-bench-portal-", dir=scratch))
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env |= {INSIDE: "1", "HEALTHHASH_VAR_DIR": str(state)}
-        argv = [f"--records={options['records']}", f"--runs={options['runs']}"]
-        try:
-            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_portal", *argv],
-                env=env,
-                check=False,
-            )
-        finally:
-            if options["keep"]:
-                self.stderr.write(f"state kept in {state}")
-            else:
-                shutil.rmtree(state, ignore_errors=True)
-        if done.returncode:
-            raise CommandError(f"the benchmark failed (exit {done.returncode})")
+        with own_state("hh-bench-portal-", keep=options["keep"], say=self.stderr.write) as state:
+            env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+            env |= {INSIDE: "1", "HEALTHHASH_VAR_DIR": str(state)}
+            argv = [f"--records={options['records']}", f"--runs={options['runs']}"]
+            run_again_inside("bench_portal", argv, env)
 
     def _inside(self, options: dict[str, Any], dist: Path) -> None:
         say = self.stderr.write
