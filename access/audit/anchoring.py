@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from eth_utils import keccak
 from access.audit.batch_ids import new_batch_id
 from access.models import AuditAnchorBatch, AuditAnchorLeaf, AuditBatchStatus, AuditChainHead, AuditLostBatch
 from contracts import client, events, indexer, outbox
-from contracts.models import Deployment, OutboxItem
+from contracts.models import Deployment, IndexerCursor, OutboxItem
 from contracts.relayer_kinds import AuditRootItem
 
 logger = logging.getLogger(__name__)
@@ -259,3 +260,89 @@ def audit_roots_on_chain() -> list[AnchoredRoot]:
             )
         start = end + 1
     return roots
+
+
+# --- anchored batches the index has not read yet (a database restored a few blocks back) ----------------
+
+# The writer learns them at most this often per process; between two looks a restore under a running
+# process goes unseen (the README's "After a restore" stops the services first).
+UNREAD_ROOTS_CACHE_S = 1.0
+_unread_checked_until: dict[str, float] = {}  # rpc url -> monotonic time of the next look
+
+
+def learn_unread_audit_roots() -> int:
+    """Keep, as AuditLostBatch rows, the AuditRootAnchored events past the indexer's cursor whose batch this
+    database does not hold; returns how many were new.
+
+    `indexer.require_index_current` refuses writes while the index trails the chain by more than
+    MAX_INDEX_LAG_BLOCKS; a restore younger than that passes it, and before this look the writer could hand
+    out a seq that an anchored batch lost with the restore commits to. Every batch this database anchors has
+    its row before its transaction is sent, so outside a restore an unknown batch never shows up here. The
+    rows are what the indexer's handler keeps for the same events (it fills in the block time later). Node
+    down or nothing indexed: nothing can be learnt and nothing is kept, as before.
+    """
+    url = client.rpc_url()
+    if _unread_checked_until.get(url, 0.0) > time.monotonic():
+        return 0
+    try:
+        chain = client.chain_id()
+        cursor = IndexerCursor.objects.filter(chain_id=chain).values_list("last_block", flat=True).first()
+        deployment = Deployment.objects.filter(chain_id=chain, name="Anchors").first()
+        if cursor is None or deployment is None:
+            return 0
+        head = client.latest_block()
+        if head <= cursor:
+            _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S
+            return 0
+        query = {
+            "fromBlock": hex(cursor + 1),
+            "toBlock": hex(head),
+            "address": deployment.address,
+            "topics": [_AUDIT_ROOT_TOPIC],
+        }
+        raw_logs = client.rpc("eth_getLogs", [query])
+    except client.ChainUnavailable:
+        _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S  # not a node call per write
+        return 0
+    except client.ChainRpcError as exc:  # the node will not say what those blocks hold: assume the worst
+        raise indexer.IndexBehind(
+            f"the chain's audit anchors past block {cursor} could not be read ({exc}); "
+            "access-log writes resume once the indexer has caught up"
+        ) from exc
+    seen = [
+        decoded
+        for decoded, raw in ((events.decode_log(raw, "Anchors"), raw) for raw in raw_logs)
+        if decoded is not None and not raw.get("removed")
+    ]
+    ids = {str(decoded.args["batchId"]).lower() for decoded in seen}
+    known = set(AuditAnchorBatch.objects.filter(batch_id__in=ids).values_list("batch_id", flat=True))
+    known |= set(AuditLostBatch.objects.filter(batch_id__in=ids).values_list("batch_id", flat=True))
+    learnt = 0
+    for decoded in seen:
+        batch_id = str(decoded.args["batchId"]).lower()
+        if batch_id in known:
+            continue
+        logger.warning(
+            "audit root %s anchored in block %s, not indexed yet: batch unknown here (database restored?)",
+            batch_id,
+            decoded.block_number,
+        )
+        _, created = AuditLostBatch.objects.get_or_create(
+            batch_id=batch_id,
+            defaults={
+                "root": str(decoded.args["root"]).lower(),
+                "head_count": int(decoded.args["headCount"]),
+                "block_number": decoded.block_number,
+                "tx_hash": decoded.tx_hash,
+                "anchored_at": None,
+            },
+        )
+        known.add(batch_id)
+        learnt += int(created)
+    _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S
+    return learnt
+
+
+def forget_unread_roots_state() -> None:
+    """Look again on the next write (a test restored the database under this process)."""
+    _unread_checked_until.clear()

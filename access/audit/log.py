@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from access.audit import anchoring
 from access.audit.batch_ids import decode as decode_batch_id
 from access.audit.decisions import AccessDecision
 from access.models import (
@@ -277,8 +278,11 @@ def record_accesses(events: list[AccessEvent]) -> list[AccessLogEntry]:
         return []
     # After a database restore, the anchored batches the restore lost are known only from chain events
     # the index has not read yet: until it has (AuditLostBatch rows), a write could reuse a lost seq.
-    # Refuse (503 index_behind) while the index is known to trail the chain; cached per process.
+    # Refuse (503 index_behind) while the index is known to trail the chain; a restore younger than that
+    # check can see still leaves anchored batches the index has not read: learn those from the chain
+    # first (AuditLostBatch rows, as the indexer would keep). Both are cached per process.
     indexer.require_index_current()
+    anchoring.learn_unread_audit_roots()
     prepared: list[tuple[str, AccessEvent]] = []
     for event in events:
         _check(event)

@@ -14,6 +14,7 @@ import os
 import pytest
 from web3.contract import Contract
 
+from access.audit import anchoring
 from access.audit.anchoring import anchor_audit_heads
 from access.audit.log import AccessEvent, record_accesses
 from access.audit.verify import verify_audit
@@ -25,11 +26,12 @@ from access.models import (
     AuditAnchorBatch,
     AuditBatchStatus,
     AuditChainHead,
+    AuditLostBatch,
     LegalBasis,
     User,
 )
 from contracts.drain import drain_outbox
-from contracts.models import ChainEvent
+from contracts.models import ChainEvent, IndexerCursor
 from tests.conftest import Personas, address_of
 from tests.fixtures.audit_log import tampering_with_the_log
 from tests.fixtures.chain import transact
@@ -95,6 +97,42 @@ def test_a_batch_lost_with_the_restore_is_reported_from_the_chain(personas: Pers
     (entry,) = record_accesses(_events(alice, personas.bob, 9, 1))
     assert entry.seq == 9
     assert sorted(b.kind for b in verify_audit().breaks) == ["anchored_batch_unknown", "missing_entry"]
+
+
+def test_a_restore_a_few_blocks_old_learns_the_lost_batch_from_the_chain_before_writing(
+    personas: Personas, alice: str
+) -> None:
+    """The backup is only a few blocks older than the batch: the index guard (MAX_INDEX_LAG_BLOCKS) cannot
+    tell that from a slow indexer pass, no verify_audit has run and the indexer has not read the batch's
+    event. The writer reads the anchors past the cursor itself and skips the lost batch's seqs."""
+    cursor_at_backup = IndexerCursor.objects.get().last_block
+    batch = _anchor_6_to_8(personas, alice)
+    _restore_entries_to_seq_5(alice)
+    batch.leaves.all().delete()
+    batch.delete()
+    ChainEvent.objects.filter(event="AuditRootAnchored", args__batchId=batch.batch_id).delete()
+    IndexerCursor.objects.update(last_block=cursor_at_backup)  # the restored cursor: before the anchor
+    anchoring.forget_unread_roots_state()
+    assert not AuditLostBatch.objects.exists()
+    (entry,) = record_accesses(_events(alice, personas.bob, 9, 1))
+    assert entry.seq == 9  # not 6: the lost root on chain may commit to seqs 6-8 of Alice's
+    lost = AuditLostBatch.objects.get()
+    assert (lost.batch_id, lost.root) == (batch.batch_id, batch.root)
+    # Once learnt, the next look (cached or not) keeps the one row; the indexer fills in the block time.
+    anchoring.forget_unread_roots_state()
+    assert anchoring.learn_unread_audit_roots() == 0
+    assert AuditLostBatch.objects.count() == 1
+
+
+def test_the_writer_learns_nothing_from_batches_it_anchored_itself(personas: Personas, alice: str) -> None:
+    cursor_before = IndexerCursor.objects.get().last_block
+    _anchor_6_to_8(personas, alice)
+    IndexerCursor.objects.update(last_block=cursor_before)  # its own batch, not indexed yet
+    anchoring.forget_unread_roots_state()
+    assert anchoring.learn_unread_audit_roots() == 0
+    (entry,) = record_accesses(_events(alice, personas.bob, 9, 1))
+    assert entry.seq == 9
+    assert not AuditLostBatch.objects.exists()
 
 
 def test_an_anchored_head_the_database_no_longer_holds_is_named_by_patient_and_seq(
