@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from contracts import chain_identity, client
 from contracts.models import OutboxItem
-from contracts.relayer_kinds import BadItem, RelayItem, get_kind
+from contracts.relayer_kinds import BadItem, ConsentRevokeKind, RelayItem, get_kind
 from healthhash.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,24 @@ def _checked_payload(item: RelayItem) -> dict[str, Any]:
     return payload
 
 
+# Writes queued even while the node is not the deployments' chain. A revocation is the patient's way to cut
+# access, and the consent rule denies as soon as one is requested (access/consent/rule.py): refusing it
+# would leave the doctor reading on an index nobody can change. Queued, it waits like a write made while
+# the node is down; the relayer sends nothing until the right chain answers (contracts/relayer.py).
+PROTECTIVE_KINDS = frozenset({ConsentRevokeKind.name})
+
+
 def enqueue(item: RelayItem, *, idempotency_key: str | None = None) -> OutboxItem:
     """Queue one chain write; an existing idempotency key returns the existing item (no duplicate),
     except a FAILED one, which is queued again with this payload (a retry: e.g. a fresh signature).
 
     The key is the item's own unless `idempotency_key` is given (a test that queues a replay on purpose).
-    Raises WrongChain when the node answers but is not the chain the contracts were deployed on.
+    Raises WrongChain when the node answers but is not the chain the contracts were deployed on, except
+    for a revocation (see PROTECTIVE_KINDS).
     """
     payload = _checked_payload(item)
-    chain_identity.require_deployed_chain_if_reachable()
+    if item.kind not in PROTECTIVE_KINDS:
+        chain_identity.require_deployed_chain_if_reachable()
     key = idempotency_key or item.idempotency_key
     existing = OutboxItem.objects.filter(idempotency_key=key).first()
     if existing is not None:
