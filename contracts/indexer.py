@@ -104,9 +104,16 @@ def _decode_all(raw_logs: list[dict[str, Any]], addresses: dict[str, str]) -> li
 
 
 def _store_and_dispatch(chain: int, decoded: list[DecodedLog], times: dict[int, int]) -> list[ChainEvent]:
-    """Insert the events not yet stored and hand those (only) to the handlers. Caller holds a transaction."""
+    """Insert the events not yet stored and hand those (only) to the handlers. Caller holds a transaction.
+
+    The relayer (its receipts) and the indexer (block ranges) both come here. On PostgreSQL nothing else
+    ordered them: both could read "not stored yet" for the same log and insert it, and the second failed
+    on chain_event_unique, which ended `sync_chain --follow`. The chain's cursor row is the lock: whoever
+    comes second waits for the first to commit, then reads its rows as stored. (SQLite's IMMEDIATE
+    transactions already serialize writers.)"""
     if not decoded:
         return []
+    list(IndexerCursor.objects.select_for_update().filter(chain_id=chain).values_list("pk", flat=True))
     existing = set(
         ChainEvent.objects.filter(
             chain_id=chain,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import connection
 from eth_account import Account
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -201,3 +204,67 @@ def test_sync_command_reports_new_events(world: World, capsys: pytest.CaptureFix
 
     call_command("sync_chain")
     assert "new events" in capsys.readouterr().out and ChainEvent.objects.exists()
+
+
+def _until_someone_waits_for_a_lock() -> None:
+    """PostgreSQL: until another session waits on a row lock (the second writer is at its door). SQLite has
+    no such view; its IMMEDIATE transactions wait at BEGIN, so a moment is all the ordering needs."""
+    if connection.vendor != "postgresql":
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the second writer never waited for a lock")
+
+
+def test_the_relayer_and_the_indexer_storing_one_log_at_once_store_and_hand_it_out_once(
+    world: World, recorder: Recorder
+) -> None:
+    """The indexer has inserted a range's events and runs their handlers (not committed) when the relayer
+    ingests the receipt of the same transaction. Before the cursor-row lock, on PostgreSQL, the relayer read
+    the log as not stored, inserted it, and failed on chain_event_unique once the indexer committed."""
+    indexer.sync_chain()
+    doctor = Account.create().address
+    receipt = transact(
+        world.directory.functions.execute((2, world.hospital_id, doctor, ZERO, 0, 0)),
+        world.hospital_admin.address,
+    )
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_the_indexer(batch: list[ChainEvent]) -> None:
+        if threading.current_thread().name == "indexer":
+            inside.set()
+            release.wait(30)
+
+    indexer.register_handler("Directory", "DoctorRegistered", hold_the_indexer)
+    errors: list[BaseException] = []
+
+    def run(work: Callable[[], object]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    sync = threading.Thread(target=run, args=(indexer.sync_chain,), name="indexer")
+    sync.start()
+    assert inside.wait(30)
+    ingest = threading.Thread(target=run, args=(lambda: indexer.ingest_receipt(receipt),), name="relayer")
+    ingest.start()
+    _until_someone_waits_for_a_lock()
+    release.set()
+    sync.join(60)
+    ingest.join(60)
+
+    assert errors == []
+    assert recorder.doctors().count(doctor) == 1
+    assert ChainEvent.objects.filter(args__doctor=doctor).count() == 1
