@@ -124,42 +124,57 @@ class Api:
         return requests.post(self.url + path, json=body, headers=self.headers, timeout=30)
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, int, Path]]:
-    """`manage.py serve` started; (process, URL, dev chain port, folder of its output files)."""
-    web_port, chain_port = free_port(), free_port()
+def _serve_env(folder: Path, chain_port: int) -> dict[str, str]:
     env = os.environ | {
-        "HEALTHHASH_VAR_DIR": str(tmp_path / "var"),
+        "HEALTHHASH_VAR_DIR": str(folder / "var"),
         "DATABASE_URL": current_database_url(),
         "ETH_RPC_URL": "",
         "DEV_CHAIN_PORT": str(chain_port),
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("LOG_FORMAT", None)  # serve's default: json
-    with (tmp_path / "out").open("wb") as out, (tmp_path / "err").open("wb") as err:
-        process = subprocess.Popen(
+    return env
+
+
+def _start_serve(folder: Path, web_port: int, chain_port: int) -> subprocess.Popen[bytes]:
+    """`manage.py serve` started, its stdout and stderr appended to `folder`/out and `folder`/err."""
+    with (folder / "out").open("ab") as out, (folder / "err").open("ab") as err:
+        return subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--addr", f"127.0.0.1:{web_port}", "--threads", "2"],
             cwd=REPO,
-            env=env,
+            env=_serve_env(folder, chain_port),
             stdout=out,
             stderr=err,
         )
+
+
+def _stop_for_sure(process: subprocess.Popen[bytes]) -> None:
+    """Stop it as a user would, then for sure (a test that failed midway)."""
+    if process.poll() is not None:
+        return
+    left = _descendants(process.pid)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for pid in left:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, int, Path]]:
+    """`manage.py serve` started; (process, URL, dev chain port, folder of its output files)."""
+    web_port, chain_port = free_port(), free_port()
+    process = _start_serve(tmp_path, web_port, chain_port)
     try:
         yield process, f"http://127.0.0.1:{web_port}", chain_port, tmp_path
     finally:
-        if process.poll() is None:  # the test failed midway: stop it as a user would, then for sure
-            left = _descendants(process.pid)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            for pid in left:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        _stop_for_sure(process)
 
 
 def _said(folder: Path) -> str:
