@@ -30,7 +30,7 @@ from contracts import client
 from contracts.drain import drain_outbox
 from demo.people import DemoWorld, table_patient_key
 from federated import rounds, services
-from federated.models import JobHospital, TrainingJob, TrainingRound
+from federated.models import JobHospital, RoundUpdate, TrainingJob, TrainingRound, UpdatePatient
 
 Say = Callable[[str], None]
 ROUNDS = 6
@@ -206,11 +206,18 @@ def _round_line(job: TrainingJob, training_round: TrainingRound) -> str:
 
 
 def revoke_one(world: DemoWorld, job: TrainingJob) -> str:
-    """A table patient at the first hospital withdraws her TRAINING consent; mined before we go on."""
+    """A table patient whose records the first hospital trained on so far withdraws her TRAINING consent;
+    mined before we go on. (A patient of the hospital's held-out split would change no round's count.)"""
     hospital = world.hospitals[0]
+    trained_on = UpdatePatient.objects.filter(
+        update__round__job=job, update__hospital=hospital, update__status=RoundUpdate.Status.ACCEPTED
+    ).values("patient_address")
     consent = (
         Consent.objects.filter(
-            purpose=Purpose.TRAINING, status=ConsentStatus.ACTIVE, grantee_address=hospital.account_address
+            purpose=Purpose.TRAINING,
+            status=ConsentStatus.ACTIVE,
+            grantee_address=hospital.account_address,
+            patient_address__in=trained_on,
         )
         .order_by("patient_address")
         .first()
@@ -246,7 +253,7 @@ def run_training(world: DemoWorld, say: Say, *, api_url: str, timeout_s: float =
             say(_round_line(job, training_round))
             if training_round.number == REVOKE_AFTER_ROUND and not revoked:
                 revoked = True
-                say(f"   -> {revoke_one(world, job)}; later rounds pin a later block")
+                say(f"   -> {revoke_one(world, job)}; rounds pinned at or after it train without her")
         if job.status in (TrainingJob.Status.DONE, TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
             break
         time.sleep(0.2)
