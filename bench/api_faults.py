@@ -1,17 +1,24 @@
 """Faults under load for `manage.py bench_api --faults`: while the clients run, a schedule in a thread of its
-own stops the dev chain and brings it back with its state, kills the Celery worker's pool process, and kills
-one gunicorn worker, a calm period before each. Each fault is a `Fault` with monotonic times, the clock the
-load's samples use, so that the errors a fault cost can be told from the samples afterwards.
+own stops the dev chain and brings it back with its state, kills the Celery worker's pool process, kills
+one gunicorn worker and, on a Redis broker, kills the broker and starts it again, a calm period before
+each. Each fault is a `Fault` with monotonic times, the clock the load's samples use, so that the errors a
+fault cost can be told from the samples afterwards.
 
 The processes are found in /proc under the `manage.py serve` process the benchmark started (Linux only):
 - chain: the anvil child of `serve` listening on DEV_CHAIN_PORT, stopped with SIGTERM (anvil dumps its
   `--state` file on the way out) and started again here with the same command line, so the chain keeps its
   blocks; this replacement is a child of the benchmark, which stops it after `serve` has stopped;
 - worker: `serve` stops every process when the Celery worker's main process ends (demo/processes.py), so the
-  fault is a SIGKILL to the worker's pool process, which the Celery main process replaces. The broker itself
-  is left alone: the embedded one (a SQLite file) has no process to restart, and a Redis broker may be a
-  server other programs share;
-- web: a SIGKILL to one worker of the gunicorn master, which forks a new one.
+  fault is a SIGKILL to the worker's pool process, which the Celery main process replaces;
+- web: a SIGKILL to one worker of the gunicorn master, which forks a new one;
+- broker: on a Redis broker, the redis-server of the bench's own (bench/own_state.py; a shared Redis is
+  never touched) is SIGKILLed and, after the down time, started again on the same port, empty: it keeps
+  nothing on disk, so the messages it held are lost. What goes through it under this load: the relayer
+  kicks each accepted grant sends after its commit (contracts/outbox.py; a failed kick is logged and
+  swallowed, and `serve`'s relayer process drains the outbox without them) and beat's periodic tasks
+  (audit-head and record anchoring, the training sweep), which beat sends again at their next turn. The
+  fault is over when the Celery worker answers a ping through the new server and the grants accepted
+  meanwhile are mined. The embedded broker (a SQLite file) has no process to restart: the table says so.
 """
 
 from __future__ import annotations
@@ -27,19 +34,21 @@ from pathlib import Path
 from typing import Any
 
 from bench.api_load import EXPECTED, Sample
+from bench.own_state import OwnRedis
 from contracts.client import latest_block
 from contracts.node import wait_for_rpc
 
 Say = Callable[[str], None]
-FAULT_NAMES = ("chain", "worker", "web")
+FAULT_NAMES = ("chain", "worker", "web", "broker")
 RESPAWN_WITHIN_S = 30.0
 
 
 @dataclass
 class Fault:
     """One fault: `started` when it was done, `ended` when the process or node was back (monotonic);
-    `settled` when the writes it held back were done (the chain: grants submitted while it was down mined),
-    None when there were none to wait for or they were not done in time."""
+    `settled` when the writes it held back were done (the chain, the broker: grants submitted while it was
+    down mined; the broker: the Celery worker consuming again too), None when there were none to wait for
+    or they were not done in time."""
 
     name: str
     how: str
@@ -49,6 +58,7 @@ class Fault:
     held: int = 0  # writes accepted while it lasted that waited on it (the chain: grants submitted)
     unsettled: int = 0  # of those, still waiting when the watch gave up
     kept_state: bool | None = None  # the chain: its head after the restart at least the head before
+    worker_answered: float | None = None  # the broker: when the Celery worker answered a ping through it
 
     @property
     def down_s(self) -> float:
@@ -116,7 +126,9 @@ def _wait(condition: Callable[[], bool], within_s: float) -> bool:
 
 class FaultSchedule:
     """The faults, in a thread, against the processes of one `serve`; `restarted_chain` is the anvil this
-    schedule started, which `stop_restarted_chain()` ends (after `serve` has ended)."""
+    schedule started, which `stop_restarted_chain()` ends (after `serve` has ended). `own_redis`: the
+    bench's own Redis broker, None on the embedded broker (no broker fault: `notes` says why); a
+    redis-server the schedule starts again is stopped by whoever started the first (`own_redis`)."""
 
     def __init__(
         self,
@@ -131,6 +143,7 @@ class FaultSchedule:
         now: Callable[[], Any],
         settle_within_s: float,
         broker: str,
+        own_redis: OwnRedis | None,
         say: Say,
     ) -> None:
         self.serve_pid = serve_pid
@@ -143,17 +156,23 @@ class FaultSchedule:
         self.now = now
         self.settle_within_s = settle_within_s
         self.broker = broker
+        self.own_redis = own_redis
         self.say = say
         self.faults: list[Fault] = []
         self.failures: list[str] = []
+        self.notes: list[str] = []  # faults that do not apply to this shape, and why
         self.restarted_chain: subprocess.Popen[bytes] | None = None
+        self.restarted_broker: subprocess.Popen[bytes] | None = None  # stopped by own_redis's owner
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._watchers: list[threading.Thread] = []
 
     @staticmethod
-    def length_s(*, calm_s: float, down_s: float) -> float:
-        """Seconds the schedule needs from its start (a calm period after the last fault too)."""
+    def length_s(*, calm_s: float, down_s: float, broker: bool) -> float:
+        """Seconds the schedule needs from its start (a calm period after the last fault too); `broker`:
+        with the broker fault (a Redis broker)."""
+        if broker:
+            return 5 * calm_s + 2 * down_s + 3.0
         return 4 * calm_s + down_s + 3.0
 
     def start(self) -> None:
@@ -167,11 +186,19 @@ class FaultSchedule:
             watcher.join()
 
     def _run(self) -> None:
-        steps = {"chain": self._chain, "worker": self._worker, "web": self._web}
+        steps = {"chain": self._chain, "worker": self._worker, "web": self._web, "broker": self._broker}
+        names = list(FAULT_NAMES)
+        if self.own_redis is None:
+            names.remove("broker")
+            self.notes.append(
+                "broker: not done: the embedded broker (a SQLite file) has no process to restart"
+                if self.broker.startswith("sqla")
+                else f"broker: not done: only a Redis broker of the bench's own is restarted ({self.broker})"
+            )
         try:
             if self._stop.wait(self.start_after_s):
                 return
-            for name in FAULT_NAMES:
+            for name in names:
                 if self._stop.wait(self.calm_s):
                     return
                 try:
@@ -223,22 +250,34 @@ class FaultSchedule:
             f"fault chain: anvil back after {fault.down_s:.1f} s (pid {self.restarted_chain.pid}),"
             f" head {head_after} (block {head_before} before the stop)"
         )
+        self._watch(fault, wall_start)
+        return fault
+
+    def _watch(self, fault: Fault, wall_start: Any) -> None:
         watcher = threading.Thread(target=self._watch_grants, args=(fault, wall_start, self.now()))
         self._watchers.append(watcher)
         watcher.start()
-        return fault
 
     def _watch_grants(self, fault: Fault, wall_start: Any, wall_back: Any) -> None:
-        """Waits until the grants submitted while the chain was down are mined: `fault.settled`."""
+        """Waits until the grants submitted while the node or broker was down are mined and, after the
+        broker, until the Celery worker answers through it: `fault.settled`."""
         from django.db import connection
 
         deadline = fault.ended + self.settle_within_s
+        mined_at: float | None = None
         try:
             while True:
-                submitted, mined = self.grants_between(wall_start, wall_back)
-                fault.held, fault.unsettled = submitted, submitted - mined
-                if mined == submitted:
-                    fault.settled = time.monotonic() if submitted else None
+                if fault.name == "broker" and fault.worker_answered is None and _worker_answers():
+                    fault.worker_answered = time.monotonic()
+                if mined_at is None:
+                    submitted, mined = self.grants_between(wall_start, wall_back)
+                    fault.held, fault.unsettled = submitted, submitted - mined
+                    if mined == submitted:
+                        mined_at = time.monotonic() if submitted else fault.ended
+                back = fault.worker_answered if fault.name == "broker" else fault.ended
+                if mined_at is not None and back is not None:
+                    if fault.held or fault.name == "broker":
+                        fault.settled = max(mined_at, back)
                     return
                 if time.monotonic() > deadline:
                     return
@@ -277,7 +316,7 @@ class FaultSchedule:
             raise RuntimeError(
                 f"the Celery worker did not replace its pool process in {RESPAWN_WITHIN_S:g} s"
             )
-        how = f"Celery pool process SIGKILLed, replaced by the worker (broker {self.broker}: not restarted)"
+        how = "Celery pool process SIGKILLed, replaced by the worker"
         fault = Fault("worker", how, started, time.monotonic())
         self.say(f"fault worker: a new pool process after {fault.down_s:.1f} s")
         return fault
@@ -306,6 +345,43 @@ class FaultSchedule:
         )
         self.say(f"fault web: a new worker after {fault.down_s:.1f} s")
         return fault
+
+    # --- the broker: the bench's own redis-server killed, started again empty on the same port ----------
+
+    def _broker(self) -> Fault:
+        redis = self.own_redis
+        if redis is None:
+            raise RuntimeError("no redis-server of the bench's own to restart")
+        pid = redis.pid()
+        if pid is None:
+            raise RuntimeError(f"the bench's own redis-server (port {redis.port}) is not running")
+        wall_start = self.now()
+        started = time.monotonic()
+        self.say(f"fault broker: SIGKILL to the bench's redis-server (pid {pid}), down {self.down_s:g} s")
+        os.kill(pid, signal.SIGKILL)
+        if not _wait(lambda: not _running(pid) and not redis.answers(0.2), 10.0):
+            raise RuntimeError(f"the redis-server (pid {pid}) did not end after SIGKILL")
+        self._stop.wait(max(0.0, started + self.down_s - time.monotonic()))  # cut short: back at once
+        restarted = self.restarted_broker = redis.start()
+        fault = Fault(
+            "broker",
+            "the bench's redis-server SIGKILLed (nothing persisted: its messages lost), started again empty",
+            started,
+            time.monotonic(),
+        )
+        self.say(f"fault broker: redis-server back after {fault.down_s:.1f} s (pid {restarted.pid})")
+        self._watch(fault, wall_start)
+        return fault
+
+
+def _worker_answers() -> bool:
+    """Whether a Celery worker answers a ping through the broker (within a second)."""
+    from healthhash.celery import app
+
+    try:
+        return bool(app.control.ping(timeout=1.0, limit=1))
+    except Exception:  # the broker's connection not back yet: not answering
+        return False
 
 
 @dataclass

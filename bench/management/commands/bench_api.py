@@ -9,9 +9,14 @@ expected one). For the run: every allowed open has exactly one access-log entry,
 during the load were mined, and `verify_audit` finds no break. A table, then one JSON line.
 
 `--faults` (default off) runs a fault schedule during the load (bench/api_faults.py): the dev chain stopped
-and started again with its state, the Celery worker's pool process killed, one gunicorn worker killed, a
-calm period before each. Per fault: how long it was down, the errors it cost by operation, and the seconds
-of degraded service; the run's checks (one log entry per open, grants mined, audit) must hold all the same.
+and started again with its state, the Celery worker's pool process killed, one gunicorn worker killed and,
+on a Redis broker, the broker killed and started again, a calm period before each. Per fault: how long it
+was down, the errors it cost by operation, and the seconds of degraded service; the run's checks (one log
+entry per open, grants mined, audit) must hold all the same.
+
+On a Redis broker (CELERY_BROKER_URL redis://), with or without `--faults`, the bench runs a redis-server
+of its own on a free port (bench/own_state.py) and points the production shape at it: the broker, and a
+CACHE_URL or CELERY_RESULT_BACKEND on Redis too. The Redis the caller names is never touched.
 """
 
 from __future__ import annotations
@@ -34,13 +39,16 @@ from django.db import connection
 from bench import api_world
 from bench.api_faults import FaultCost, FaultSchedule, errors_before, fault_costs
 from bench.api_load import EXPECTED, Persona, Sample, run_load, split_clients
-from bench.own_state import own_state, run_again_inside
+from bench.own_state import OwnRedis, is_redis, own_redis, own_state, run_again_inside
 from bench.report import report_figures
 from contracts.node import free_port
 from demo import processes
 from healthhash.database_url import current_database_url
 
 INSIDE = "HEALTHHASH_BENCH_API_INSIDE"
+OWN_REDIS_PORT = "HEALTHHASH_BENCH_API_REDIS_PORT"  # inside: the port of the bench's own redis-server
+# Redis URLs of the caller's that the bench points at its own Redis instead (a database each)
+REDIS_URLS = {"CELERY_BROKER_URL": 0, "CACHE_URL": 1, "CELERY_RESULT_BACKEND": 2}
 TARGETS = {
     "sqlite": {
         "open_p99_ms": ("<=", 250.0),
@@ -58,7 +66,8 @@ TARGETS = {
 }
 GRANTS_MINED_WITHIN_S = 60.0
 SECONDS = 30.0
-FAULT_SECONDS = 90.0  # the default with --faults: the schedule (4 calm periods and the faults) fits
+# the default with --faults: the schedule (4 calm periods and the faults; 5 and the broker fault on Redis)
+FAULT_SECONDS = {False: 90.0, True: 110.0}
 
 
 class Command(BaseCommand):
@@ -70,7 +79,8 @@ class Command(BaseCommand):
             "--seconds",
             type=float,
             default=None,
-            help=f"measured, after the warm-up (default {SECONDS:g}, {FAULT_SECONDS:g} with --faults)",
+            help=f"measured, after the warm-up (default {SECONDS:g}; with --faults {FAULT_SECONDS[False]:g},"
+            f" {FAULT_SECONDS[True]:g} on a Redis broker)",
         )
         parser.add_argument("--warmup", type=float, default=3.0)
         parser.add_argument("--records", type=int, default=5, help="records per demo patient")
@@ -79,18 +89,23 @@ class Command(BaseCommand):
         parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
         parser.add_argument("--keep", action="store_true", help="keep the state folder (and its logs)")
         parser.add_argument(
-            "--faults", action="store_true", help="chain, worker and web faults under the load"
+            "--faults", action="store_true", help="chain, worker, web and broker faults under the load"
         )
         parser.add_argument(
             "--fault-calm", type=float, default=15.0, help="seconds of calm before each fault"
         )
-        parser.add_argument("--fault-down", type=float, default=10.0, help="seconds the chain stays down")
+        parser.add_argument(
+            "--fault-down", type=float, default=10.0, help="seconds the chain and the broker stay down"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        redis = is_redis(settings.CELERY_BROKER_URL)
         if options["seconds"] is None:
-            options["seconds"] = FAULT_SECONDS if options["faults"] else SECONDS
+            options["seconds"] = FAULT_SECONDS[redis] if options["faults"] else SECONDS
         if options["faults"]:
-            needed = FaultSchedule.length_s(calm_s=options["fault_calm"], down_s=options["fault_down"])
+            needed = FaultSchedule.length_s(
+                calm_s=options["fault_calm"], down_s=options["fault_down"], broker=redis
+            )
             if needed > options["seconds"]:
                 raise CommandError(
                     f"--faults needs --seconds of at least {needed:g} with these calm/down times"
@@ -122,7 +137,7 @@ class Command(BaseCommand):
                 "ETH_RPC_URL": "",
                 "DEV_CHAIN_PORT": str(free_port()),
             }
-            with _own_database(env):
+            with _own_database(env), _own_broker(env, state, say=self.stderr.write):
                 run_again_inside("bench_api", argv, env)
 
     # --- inside: serve, world, load, checks ---------------------------------------------------------
@@ -156,12 +171,14 @@ class Command(BaseCommand):
             if schedule is not None:
                 schedule.join()  # (at once when the load ended normally: it was joined above)
                 schedule.stop_restarted_chain()  # the anvil the schedule started, after serve has stopped
+        # (the redis-server a broker fault started again is stopped by the outside, which owns the first)
         opens_ok = sum(1 for s in samples if s.op == "open" and s.status == 200)
         # An open whose answer never came (its web worker killed mid-request) may or may not have logged
         # its entry: between `opens_ok` and `opens_ok + opens_unanswered` entries are each exactly once.
         opens_unanswered = sum(1 for s in samples if s.op == "open" and s.status == 0)
         figures: dict[str, Any] = {
             "database": connection.vendor,
+            "broker": _broker_name(),
             "web": f"{options['workers']} {options['worker_class']}"
             + (f" x {options['threads']}" if options["worker_class"] == "gthread" else ""),
             "clients": options["clients"],
@@ -190,13 +207,13 @@ class Command(BaseCommand):
         targets = dict(TARGETS.get(connection.vendor, {}))
         if schedule is not None:
             costs = fault_costs(schedule.faults, samples, load_end)
-            self._fault_table(costs, schedule.failures)
+            self._fault_table(costs, schedule.failures, schedule.notes)
             figures |= _fault_figures(costs, schedule, samples, load_begin + options["warmup"])
             targets.pop("errors", None)  # errors during a fault are expected; the figures say which
             targets["errors_before_faults"] = ("<=", 0)
         report_figures(self.stdout.write, figures, targets)
 
-    def _fault_table(self, costs: list[FaultCost], failures: list[str]) -> None:
+    def _fault_table(self, costs: list[FaultCost], failures: list[str], notes: list[str]) -> None:
         write = self.stdout.write
         write(
             f"{'fault':8} {'down_s':>7} {'errors':>7} {'degraded_s':>11}  errors by operation; what was done"
@@ -209,6 +226,8 @@ class Command(BaseCommand):
             )
         for failure in failures:
             write(f"not done: {failure}")
+        for note in notes:
+            write(note)
 
 
 def _fault_schedule(options: dict[str, Any], serve_pid: int, say: Any) -> FaultSchedule:
@@ -223,7 +242,25 @@ def _fault_schedule(options: dict[str, Any], serve_pid: int, say: Any) -> FaultS
         now=api_world.now,
         settle_within_s=GRANTS_MINED_WITHIN_S,
         broker=settings.CELERY_BROKER_URL.split(":", 1)[0],
+        own_redis=_inside_redis(),
         say=say,
+    )
+
+
+def _inside_redis() -> OwnRedis | None:
+    """The bench's own redis-server (the outside started it in the state folder), None on another broker."""
+    port = os.environ.get(OWN_REDIS_PORT, "")
+    if not port or not is_redis(settings.CELERY_BROKER_URL):
+        return None
+    return OwnRedis(port=int(port), folder=Path(settings.VAR_DIR) / "redis")
+
+
+def _broker_name() -> str:
+    redis = _inside_redis()
+    if redis is not None:
+        return f"redis (the bench's own, port {redis.port})"
+    return settings.CELERY_BROKER_URL.split(":", 1)[0] + (
+        " (embedded)" if settings.CELERY_BROKER_URL.startswith("sqla") else ""
     )
 
 
@@ -244,8 +281,16 @@ def _fault_figures(
         )
         if name == "chain":
             figures["fault_chain_kept_state"] = cost.fault.kept_state
-            figures["fault_chain_grants_held"] = cost.fault.held
-            figures["fault_chain_unmined_grants"] = cost.fault.unsettled
+        if name in ("chain", "broker"):
+            figures[f"fault_{name}_grants_held"] = cost.fault.held
+            figures[f"fault_{name}_unmined_grants"] = cost.fault.unsettled
+        if name == "broker":
+            answered = cost.fault.worker_answered
+            # seconds from the broker's return to the Celery worker answering through it (None: never)
+            figures["fault_broker_worker_back_s"] = (
+                None if answered is None else round(answered - cost.fault.ended, 1)
+            )
+    figures["faults_not_applicable"] = "; ".join(schedule.notes)
     return figures
 
 
@@ -290,6 +335,22 @@ def _own_database(env: dict[str, str]) -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def _own_broker(env: dict[str, str], state: Path, *, say: Any) -> Iterator[None]:
+    """On a Redis broker: a redis-server of the bench's own, and the caller's Redis URLs (broker, cache,
+    result backend) pointed at it, a database each. Any other broker: nothing (the embedded one is a file
+    in the state folder already)."""
+    if not is_redis(settings.CELERY_BROKER_URL):
+        yield
+        return
+    with own_redis(state, port=free_port(), say=say) as server:
+        env[OWN_REDIS_PORT] = str(server.port)
+        for name, db in REDIS_URLS.items():
+            if name == "CELERY_BROKER_URL" or is_redis(env.get(name, "")):
+                env[name] = f"{server.url}/{db}"
+        yield
 
 
 @contextmanager
