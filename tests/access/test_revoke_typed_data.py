@@ -148,3 +148,17 @@ def test_a_consent_not_yet_mined_cannot_be_revoked(personas: Personas) -> None:
     consent_id = p.client_for(p.alice).post("/api/consents", body, format="json").json()["id"]
     response = p.client_for(p.alice).post(typed_data_path(consent_id))
     assert response.status_code == 409 and response.json()["error"] == "not_active"
+
+
+def test_the_grant_payload_door_points_a_revoke_to_the_consents_own(
+    personas: Personas, active_consent_id: str
+) -> None:
+    """One door per payload: the older `{action: revoke}` form of POST /api/consents/typed-data is gone."""
+    body = {"action": "revoke", "consent": active_consent_id}
+    response = personas.client_for(personas.alice).post("/api/consents/typed-data", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["field"] == "action"
+    assert "/revoke/typed-data" in response.json()["detail"]
+    grant = {"grantee": address_of(personas.bob), "scope": "chart", "purpose": "TREATMENT"}  # action optional
+    prepared = personas.client_for(personas.alice).post("/api/consents/typed-data", grant, format="json")
+    assert prepared.status_code == 200 and prepared.json()["primaryType"] == "Grant"

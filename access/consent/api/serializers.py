@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
@@ -60,7 +61,11 @@ class ConsentOut(serializers.ModelSerializer):
 
 
 class TypedDataRequest(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["grant", "revoke"])
+    action = serializers.ChoiceField(
+        choices=["grant"],
+        default="grant",
+        help_text="Always grant: a revoke's payload is POST /api/consents/{id}/revoke/typed-data.",
+    )
     grantee = EthAddressField(required=False, help_text="Doctor's or hospital's address (grant).")
     scope = serializers.CharField(
         required=False,
@@ -68,13 +73,21 @@ class TypedDataRequest(serializers.Serializer):
     )
     purpose = serializers.ChoiceField(choices=Purpose.names, required=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    consent = serializers.UUIDField(required=False, help_text="The consent to revoke (revoke).")
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("action") == "revoke":
+            raise serializers.ValidationError(
+                {
+                    "action": "this endpoint prepares grants only; a revoke's payload is "
+                    "POST /api/consents/{id}/revoke/typed-data"
+                }
+            )
+        return super().to_internal_value(data)
 
     def validate(self, attrs: dict) -> dict:
-        needed = ["grantee", "scope", "purpose"] if attrs["action"] == "grant" else ["consent"]
-        for name in needed:
+        for name in ("grantee", "scope", "purpose"):
             if attrs.get(name) in (None, ""):
-                raise serializers.ValidationError({name: f"{name} is required to {attrs['action']}"})
+                raise serializers.ValidationError({name: f"{name} is required to grant"})
         return attrs
 
 

@@ -39,25 +39,20 @@ def _visible_consent(request: Request, consent_id: str) -> Consent:
 
 
 class ConsentTypedDataView(APIView):
-    names_objects_in_body = True  # a revoke's payload names its consent: 404 when it is not the caller's
-
     @extend_schema(request=TypedDataRequest, responses={200: OpenApiResponse(description="EIP-712 payload")})
     def post(self, request: Request) -> Response:
-        """The exact EIP-712 payload (domain, types, primaryType, message) for eth_signTypedData_v4."""
+        """The exact EIP-712 Grant payload (domain, types, primaryType, message) for eth_signTypedData_v4.
+        A Revoke's comes from the consent's own door, POST /api/consents/{id}/revoke/typed-data."""
         data = TypedDataRequest(data=request.data)
         data.is_valid(raise_exception=True)
         terms = data.validated_data
-        if terms["action"] == "grant":
-            payload = consent_services.prepare_grant(
-                patient=signed_in_user(request),
-                grantee=terms["grantee"],
-                scope=terms["scope"],
-                purpose=terms["purpose"],
-                expires_at=terms.get("expires_at"),
-            )
-        else:
-            consent = _visible_consent(request, terms["consent"])
-            payload = consent_services.prepare_revoke(patient=signed_in_user(request), consent=consent)
+        payload = consent_services.prepare_grant(
+            patient=signed_in_user(request),
+            grantee=terms["grantee"],
+            scope=terms["scope"],
+            purpose=terms["purpose"],
+            expires_at=terms.get("expires_at"),
+        )
         return Response(payload)
 
 

@@ -418,7 +418,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description The exact EIP-712 payload (domain, types, primaryType, message) for eth_signTypedData_v4. */
+        /**
+         * @description The exact EIP-712 Grant payload (domain, types, primaryType, message) for eth_signTypedData_v4.
+         *     A Revoke's comes from the consent's own door, POST /api/consents/{id}/revoke/typed-data.
+         */
         post: operations["consents_typed_data_create"];
         delete?: never;
         options?: never;
@@ -2238,6 +2241,12 @@ export interface components {
             };
         };
         TypedDataRequest: {
+            /**
+             * @description Always grant: a revoke's payload is POST /api/consents/{id}/revoke/typed-data.
+             *
+             *     * `grant` - grant
+             * @default grant
+             */
             action: components["schemas"]["TypedDataRequestActionEnum"];
             /** @description Doctor's or hospital's address (grant). */
             grantee?: string;
@@ -2246,18 +2255,12 @@ export interface components {
             purpose?: components["schemas"]["PurposeEnum"];
             /** Format: date-time */
             expires_at?: string | null;
-            /**
-             * Format: uuid
-             * @description The consent to revoke (revoke).
-             */
-            consent?: string;
         };
         /**
          * @description * `grant` - grant
-         *     * `revoke` - revoke
          * @enum {string}
          */
-        TypedDataRequestActionEnum: "grant" | "revoke";
+        TypedDataRequestActionEnum: "grant";
         UpdateIn: {
             /** @description The EIP-712 Update message (contracts.messages.Update). */
             update: {
@@ -4351,7 +4354,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": components["schemas"]["TypedDataRequest"];
             };
@@ -4384,15 +4387,6 @@ export interface operations {
             };
             /** @description Not allowed for this user (role, consent or CSRF token). */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ApiError"];
-                };
-            };
-            /** @description No such object, or not one this user may know of. */
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
