@@ -218,17 +218,21 @@ class AnchoredRoot:
     tx_hash: str
 
 
-def audit_roots_on_chain() -> list[AnchoredRoot]:
-    """Every AuditRootAnchored event of the deployed Anchors contract, read from the node with eth_getLogs
-    (not from the indexed ChainEvent copy, which a database restore rolls back with everything else).
+def audit_roots_on_chain(*, from_block: int | None = None, head: int | None = None) -> list[AnchoredRoot]:
+    """Every AuditRootAnchored event of the deployed Anchors contract (from `from_block`, default its
+    deployment, to `head`, default the latest block), read from the node with eth_getLogs in ranges of
+    at most INDEXER_MAX_BLOCK_RANGE (not from the indexed ChainEvent copy, which a database restore rolls
+    back with everything else).
 
-    Raises ChainUnavailable when no node answers and ContractNotDeployed when Anchors is not deployed.
+    Raises ChainUnavailable when no node answers, ChainRpcError when it refuses even a one-block range,
+    and ContractNotDeployed when Anchors is not deployed.
     """
     deployment = Deployment.objects.filter(chain_id=client.chain_id(), name="Anchors").first()
     if deployment is None:
         raise client.ContractNotDeployed("Anchors is not deployed on this chain")
-    head = client.latest_block()
-    start, size = deployment.block_number, max(1, settings.INDEXER_MAX_BLOCK_RANGE)
+    head = client.latest_block() if head is None else head
+    start = deployment.block_number if from_block is None else max(from_block, deployment.block_number)
+    size = max(1, settings.INDEXER_MAX_BLOCK_RANGE)
     roots: list[AnchoredRoot] = []
     while start <= head:
         end = min(start + size - 1, head)
@@ -287,21 +291,12 @@ def learn_unread_audit_roots() -> int:
     try:
         chain = client.chain_id()
         cursor = IndexerCursor.objects.filter(chain_id=chain).values_list("last_block", flat=True).first()
-        deployment = Deployment.objects.filter(chain_id=chain, name="Anchors").first()
-        if cursor is None or deployment is None:
-            return 0
         head = client.latest_block()
-        if head <= cursor:
-            _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S
-            return 0
-        query = {
-            "fromBlock": hex(cursor + 1),
-            "toBlock": hex(head),
-            "address": deployment.address,
-            "topics": [_AUDIT_ROOT_TOPIC],
-        }
-        raw_logs = client.rpc("eth_getLogs", [query])
-    except client.ChainUnavailable:
+        if cursor is None or head <= cursor:
+            roots = []
+        else:
+            roots = audit_roots_on_chain(from_block=cursor + 1, head=head)
+    except (client.ChainUnavailable, client.ContractNotDeployed):
         _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S  # not a node call per write
         return 0
     except client.ChainRpcError as exc:  # the node will not say what those blocks hold: assume the worst
@@ -309,35 +304,29 @@ def learn_unread_audit_roots() -> int:
             f"the chain's audit anchors past block {cursor} could not be read ({exc}); "
             "access-log writes resume once the indexer has caught up"
         ) from exc
-    seen = [
-        decoded
-        for decoded, raw in ((events.decode_log(raw, "Anchors"), raw) for raw in raw_logs)
-        if decoded is not None and not raw.get("removed")
-    ]
-    ids = {str(decoded.args["batchId"]).lower() for decoded in seen}
+    ids = {root.batch_id for root in roots}
     known = set(AuditAnchorBatch.objects.filter(batch_id__in=ids).values_list("batch_id", flat=True))
     known |= set(AuditLostBatch.objects.filter(batch_id__in=ids).values_list("batch_id", flat=True))
     learnt = 0
-    for decoded in seen:
-        batch_id = str(decoded.args["batchId"]).lower()
-        if batch_id in known:
+    for root in roots:
+        if root.batch_id in known:
             continue
         logger.warning(
             "audit root %s anchored in block %s, not indexed yet: batch unknown here (database restored?)",
-            batch_id,
-            decoded.block_number,
+            root.batch_id,
+            root.block_number,
         )
         _, created = AuditLostBatch.objects.get_or_create(
-            batch_id=batch_id,
+            batch_id=root.batch_id,
             defaults={
-                "root": str(decoded.args["root"]).lower(),
-                "head_count": int(decoded.args["headCount"]),
-                "block_number": decoded.block_number,
-                "tx_hash": decoded.tx_hash,
+                "root": root.root,
+                "head_count": root.head_count,
+                "block_number": root.block_number,
+                "tx_hash": root.tx_hash,
                 "anchored_at": None,
             },
         )
-        known.add(batch_id)
+        known.add(root.batch_id)
         learnt += int(created)
     _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S
     return learnt
