@@ -11,7 +11,11 @@ keys per test, so consents written by one test never show up in another.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -180,3 +184,37 @@ def api() -> APIClient:
 def pytest_report_header(config: pytest.Config) -> str:
     engine = django_settings.DATABASES["default"]["ENGINE"]
     return f"database: {engine}; broker: {django_settings.CELERY_BROKER_URL}"
+
+
+_run_lock: int | None = None  # the open lock file of this run's test database, held until the process ends
+
+
+def _test_database_lock_path() -> str:
+    """One lock per test database: the SQLite file under HEALTHHASH_VAR_DIR, or the server's test database."""
+    db = django_settings.DATABASES["default"]
+    test_name = (db.get("TEST") or {}).get("NAME") or f"test_{db['NAME']}"
+    identity = f"{db['ENGINE']}|{db.get('HOST', '')}|{db.get('PORT', '')}|{test_name}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"healthhash-tests-{digest}.lock")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Two runs on one test database break each other midway (SQLite "disk I/O error", PostgreSQL's test
+    database dropped under the other run): the second one stops at once and says why."""
+    global _run_lock
+    if config.option.collectonly or _run_lock is not None:
+        return
+    path = _test_database_lock_path()
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(handle)
+        db = django_settings.DATABASES["default"]
+        pytest.exit(
+            f"another test run is using this test database ({db['ENGINE'].rsplit('.', 1)[-1]}, "
+            f"{(db.get('TEST') or {}).get('NAME') or db['NAME']}): wait for it, or give this run its own "
+            "HEALTHHASH_VAR_DIR (SQLite) or DATABASE_URL (PostgreSQL)",
+            returncode=4,
+        )
+    _run_lock = handle
