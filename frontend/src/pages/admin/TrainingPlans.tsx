@@ -1,12 +1,11 @@
 // The hospital admin's training plans: those waiting for this hospital's approval, each with its plan hash
 // and what it contains in words; the admin approves with the password (the managed key signs the hash,
 // the API relays it), and the page follows the approval until it is on chain.
-import { useState, type FormEvent } from "react";
 import type { TrainingJob } from "../../api/types";
 import { Hex } from "../../components/Chain";
-import { FormError, TextField, type FormErrors } from "../../components/Fields";
 import { ConnectionWatch, Empty, ErrorNotice, Loading } from "../../components/Notices";
 import { Page } from "../../components/Page";
+import { PasswordConfirmForm } from "../../components/PasswordConfirmForm";
 import { useLoad } from "../../hooks/useLoad";
 import { useRefreshWhile } from "../../hooks/useRefreshWhile";
 import { Link, useLocation } from "../../router";
@@ -34,48 +33,25 @@ function PlanFacts({ job }: { job: TrainingJob }) {
 }
 
 function ApproveForm({ job, onDone }: { job: TrainingJob; onDone: () => void }) {
-  const [password, setPassword] = useState("");
-  const [errors, setErrors] = useState<FormErrors>({});
-  const [busy, setBusy] = useState(false);
-  const id = `password-${job.number}`;
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (!password) {
-      setErrors({ password: "Enter your password to sign the approval." });
-      return;
-    }
-    setBusy(true);
-    setErrors({});
-    try {
-      await approveJob(job.id, password);
-      setPassword("");
-      onDone();
-    } catch (failure) {
-      const found = trainingFormErrors(failure, ["password"]);
-      setErrors(found);
-    } finally {
-      setBusy(false);
-    }
-  };
   return (
-    <form className="form narrow" onSubmit={(event) => void submit(event)} noValidate>
+    <PasswordConfirmForm
+      id={`password-${job.number}`}
+      className="form narrow"
+      label="Your password, to sign the approval"
+      autoFocus={false}
+      action="Approve this plan"
+      actionClassName="button primary"
+      missing="Enter your password to sign the approval."
+      confirm={async (password) => {
+        await approveJob(job.id, password);
+        onDone();
+      }}
+      refused={(failure) => trainingFormErrors(failure, ["password"])}
+      formErrorBelow
+      reusable
+    >
       <p>Approving signs this plan hash with your hospital's key; it is recorded on chain.</p>
-      <TextField
-        id={id}
-        label="Your password, to sign the approval"
-        type="password"
-        autoComplete="current-password"
-        value={password}
-        onChange={(event) => setPassword(event.target.value)}
-        error={errors.password}
-      />
-      <FormError errors={errors} />
-      <div className="actions">
-        <button type="submit" className="button primary" disabled={busy}>
-          {busy ? "Signing…" : "Approve this plan"}
-        </button>
-      </div>
-    </form>
+    </PasswordConfirmForm>
   );
 }
 

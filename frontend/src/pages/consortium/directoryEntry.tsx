@@ -1,9 +1,7 @@
 // What the admin screens share about a Directory entry (a hospital or a doctor): its status on the chain
 // in words (pending while the signed action is mined and indexed, then active, inactive or failed with
 // the chain's reason), and the password form that signs a deactivation with the admin's key.
-import { useState, type FormEvent } from "react";
-import { FormError, TextField, type FormErrors } from "../../components/Fields";
-import { formErrorsFrom } from "../../lib/errors";
+import { PasswordConfirmForm } from "../../components/PasswordConfirmForm";
 
 export type EntryStatus = { status: string; action: { status: string; error_code: string } | null };
 
@@ -54,52 +52,25 @@ export function DeactivateForm({
   onDone: () => void;
   onCancel: () => void;
 }) {
-  const [password, setPassword] = useState("");
-  const [errors, setErrors] = useState<FormErrors>({});
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (!password) {
-      setErrors({ password: "Enter your password to sign the deactivation." });
-      return;
-    }
-    setBusy(true);
-    try {
-      await deactivate(password);
-      onDone();
-    } catch (error) {
-      setErrors(formErrorsFrom(error, ["password"]));
-      setBusy(false);
-    }
-  };
   return (
-    <form className="panel" onSubmit={submit} noValidate aria-label={`Deactivate ${name}`}>
+    <PasswordConfirmForm
+      id={`deactivate-password-${id}`}
+      aria-label={`Deactivate ${name}`}
+      action="Sign and deactivate"
+      actionClassName="danger"
+      missing="Enter your password to sign the deactivation."
+      confirm={async (password) => {
+        await deactivate(password);
+        onDone();
+      }}
+      onCancel={onCancel}
+    >
       <p className="plain-words">
         {name} will be marked inactive in the chain's Directory: consents to them stop working.
       </p>
-      <FormError errors={errors} />
-      <TextField
-        id={`deactivate-password-${id}`}
-        label="Your password, to sign"
-        type="password"
-        autoComplete="current-password"
-        autoFocus
-        value={password}
-        onChange={(event) => setPassword(event.target.value)}
-        error={errors.password}
-      />
-      <div className="actions">
-        <button type="submit" className="danger" disabled={busy}>
-          {busy ? "Signing…" : "Sign and deactivate"}
-        </button>
-        <button type="button" onClick={onCancel} disabled={busy}>
-          Cancel
-        </button>
-      </div>
-    </form>
+    </PasswordConfirmForm>
   );
 }
-
 
 /** An entry's actions cell: a Deactivate button while it is active, and the signing form once pressed. */
 export function DeactivateCell({

@@ -2,14 +2,15 @@
 // when it failed, the transaction and block once mined), and a revocation that is followed until
 // it is mined, without freezing the page. A password user's key is unlocked by the password; a wallet
 // user signs the Revoke the server prepared, exactly as it came.
-import { useState, type FormEvent } from "react";
+import { useState } from "react";
 import { api, ApiError, call } from "../../api/client";
 import { listConsents, listRecords } from "../../api/lists";
 import type { Consent } from "../../api/types";
 import { ChainFacts, StatusBadge } from "../../components/Chain";
-import { FormError, TextField, type FormErrors } from "../../components/Fields";
+import { FormError, type FormErrors } from "../../components/Fields";
 import { ConnectionWatch, Empty, ErrorNotice, Loading } from "../../components/Notices";
 import { Page } from "../../components/Page";
+import { PasswordConfirmForm } from "../../components/PasswordConfirmForm";
 import { recordLabel } from "../../components/RecordTable";
 import { WalletSign } from "../../components/WalletSign";
 import { useLoad } from "../../hooks/useLoad";
@@ -40,60 +41,34 @@ function RevokePanel(props: PanelProps) {
 }
 
 function PasswordRevokePanel({ consent, recordLabel, onDone, onCancel }: PanelProps) {
-  const [password, setPassword] = useState("");
-  const [errors, setErrors] = useState<FormErrors>({});
-  const [busy, setBusy] = useState(false);
   const who = granteeName(consent);
-
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    if (!password) {
-      setErrors({ password: "Enter your password to sign the revocation." });
-      return;
-    }
-    setBusy(true);
-    try {
-      const updated = await call(
-        api.POST("/api/consents/{consent_id}/revoke", {
-          params: { path: { consent_id: consent.id } },
-          body: { password },
-        }),
-      );
-      onDone(updated);
-    } catch (error) {
-      setErrors(formErrorsFrom(error, ["password"]));
-      setBusy(false);
-    }
+  const revoke = async (password: string) => {
+    const updated = await call(
+      api.POST("/api/consents/{consent_id}/revoke", {
+        params: { path: { consent_id: consent.id } },
+        body: { password },
+      }),
+    );
+    onDone(updated);
   };
 
   return (
-    <form className="panel" onSubmit={submit} noValidate aria-label={`Revoke ${who}'s access`}>
+    <PasswordConfirmForm
+      id={`revoke-password-${consent.id}`}
+      aria-label={`Revoke ${who}'s access`}
+      action="Sign and revoke"
+      actionClassName="danger"
+      missing="Enter your password to sign the revocation."
+      confirm={revoke}
+      onCancel={onCancel}
+    >
       <h2>Revoke {who}'s access?</h2>
       <p className="plain-words">{revokeSentence(consent, recordLabel)}</p>
       <p className="hint">
         Your key signs a Revoke of scope <code>{consent.scope}</code>, purpose {consent.purpose}, for{" "}
         <code>{consent.grantee_address}</code>.
       </p>
-      <FormError errors={errors} />
-      <TextField
-        id={`revoke-password-${consent.id}`}
-        label="Your password, to sign"
-        type="password"
-        autoComplete="current-password"
-        autoFocus
-        value={password}
-        onChange={(e) => setPassword(e.target.value)}
-        error={errors.password}
-      />
-      <div className="actions">
-        <button type="submit" className="danger" disabled={busy}>
-          {busy ? "Signing…" : "Sign and revoke"}
-        </button>
-        <button type="button" onClick={onCancel} disabled={busy}>
-          Cancel
-        </button>
-      </div>
-    </form>
+    </PasswordConfirmForm>
   );
 }
 

@@ -9,6 +9,7 @@ import { ChainFacts, StatusBadge } from "../../components/Chain";
 import { FORM, FormError, RadioGroup, SelectField, TextField, type FormErrors } from "../../components/Fields";
 import { ConnectionWatch, ErrorNotice, Loading } from "../../components/Notices";
 import { Page } from "../../components/Page";
+import { PasswordConfirmForm } from "../../components/PasswordConfirmForm";
 import { WalletSign } from "../../components/WalletSign";
 import { categoryLabel, recordLabel } from "../../components/RecordTable";
 import { useLoad } from "../../hooks/useLoad";
@@ -117,24 +118,16 @@ export function Grant() {
     }
   };
 
-  const confirm = async (event: FormEvent) => {
-    event.preventDefault();
-    if (me.key_kind === "wallet") return; // the wallet's button signs
-    if (!password) {
-      setErrors({ password: "Enter your password to sign the grant." });
-      return;
-    }
-    setBusy(true);
-    try {
-      const consent = await call(api.POST("/api/consents", { body: { ...terms(), password } }));
-      setGranted(consent);
-    } catch (error) {
-      const found = fieldOfTerm(form, formErrorsFrom(error, API_FIELDS));
-      if (!found.password && !found[FORM]) setStep("edit"); // a term was refused: back to the form
-      setErrors(found);
-    } finally {
-      setBusy(false);
-    }
+  const grant = async (password: string) => {
+    setGranted(await call(api.POST("/api/consents", { body: { ...terms(), password } })));
+  };
+
+  // A refused term goes back to the form, where its error is said; a refused password stays here.
+  const refused = (error: unknown): FormErrors => {
+    const found = fieldOfTerm(form, formErrorsFrom(error, API_FIELDS));
+    if (!found.password && !found[FORM]) setStep("edit");
+    setErrors(found);
+    return found;
   };
 
   // Wallet users: the wallet signed the exact payload the server prepared; it goes back with its signature.
@@ -171,34 +164,39 @@ export function Grant() {
   if (step === "review" && prepared) {
     const message = prepared.message;
     const expiresAt = terms().expires_at;
+    const facts = (
+      <>
+        <p className="plain-words" data-testid="grant-sentence">
+          {grantSentence({ granteeName: grantee, scope: scopeOf(form), purpose: form.purpose, expiresAt, recordLabel: chosenRecord && recordLabel(chosenRecord) })}
+        </p>
+        <h2>What your {me.key_kind === "wallet" ? "wallet" : "key"} will sign</h2>
+        <dl className="facts">
+          <dt>Grant to</dt>
+          <dd>
+            <code className="address">{String(message.grantee ?? form.grantee)}</code>
+          </dd>
+          <dt>Scope</dt>
+          <dd>
+            <code>{String(message.scope ?? scopeOf(form))}</code>
+          </dd>
+          <dt>Purpose</dt>
+          <dd>{form.purpose}</dd>
+          <dt>Expires</dt>
+          <dd>{expiresAt ? formatDate(expiresAt) : "never (until revoked)"}</dd>
+          <dt>Contract</dt>
+          <dd>
+            {prepared.domain.name ?? "ConsentRegistry"} at <code className="address">{prepared.domain.verifyingContract}</code>, chain{" "}
+            {prepared.domain.chainId}
+          </dd>
+        </dl>
+      </>
+    );
     return (
       <Page title="Check and sign">
-        <form className="form" onSubmit={confirm} noValidate>
-          <p className="plain-words" data-testid="grant-sentence">
-            {grantSentence({ granteeName: grantee, scope: scopeOf(form), purpose: form.purpose, expiresAt, recordLabel: chosenRecord && recordLabel(chosenRecord) })}
-          </p>
-          <h2>What your {me.key_kind === "wallet" ? "wallet" : "key"} will sign</h2>
-          <dl className="facts">
-            <dt>Grant to</dt>
-            <dd>
-              <code className="address">{String(message.grantee ?? form.grantee)}</code>
-            </dd>
-            <dt>Scope</dt>
-            <dd>
-              <code>{String(message.scope ?? scopeOf(form))}</code>
-            </dd>
-            <dt>Purpose</dt>
-            <dd>{form.purpose}</dd>
-            <dt>Expires</dt>
-            <dd>{expiresAt ? formatDate(expiresAt) : "never (until revoked)"}</dd>
-            <dt>Contract</dt>
-            <dd>
-              {prepared.domain.name ?? "ConsentRegistry"} at <code className="address">{prepared.domain.verifyingContract}</code>, chain{" "}
-              {prepared.domain.chainId}
-            </dd>
-          </dl>
-          <FormError errors={errors} />
-          {me.key_kind === "wallet" ? (
+        {me.key_kind === "wallet" ? (
+          <form className="form" onSubmit={(event) => event.preventDefault()} noValidate>
+            {facts}
+            <FormError errors={errors} />
             <WalletSign
               payload={prepared as unknown as TypedPayload}
               address={me.eth_address ?? ""}
@@ -206,30 +204,29 @@ export function Grant() {
               disabled={busy}
               onSigned={submitSigned}
             />
-          ) : (
-            <TextField
-              id="password"
-              label="Your password, to sign"
-              type="password"
-              autoComplete="current-password"
-              autoFocus
-              value={password}
-              onChange={(e) => setPassword(e.target.value)}
-              error={errors.password}
-              hint="It unlocks your key for this one signature; HealthHash relays the signed grant to the chain for you."
-            />
-          )}
-          <div className="actions">
-            {me.key_kind === "wallet" ? null : (
-              <button type="submit" className="primary" disabled={busy}>
-                {busy ? "Signing…" : "Sign and grant"}
+            <div className="actions">
+              <button type="button" onClick={() => setStep("edit")} disabled={busy}>
+                Change
               </button>
-            )}
-            <button type="button" onClick={() => setStep("edit")} disabled={busy}>
-              Change
-            </button>
-          </div>
-        </form>
+            </div>
+          </form>
+        ) : (
+          <PasswordConfirmForm
+            id="password"
+            className="form"
+            action="Sign and grant"
+            missing="Enter your password to sign the grant."
+            hint="It unlocks your key for this one signature; HealthHash relays the signed grant to the chain for you."
+            confirm={grant}
+            refused={refused}
+            onCancel={() => setStep("edit")}
+            cancelLabel="Change"
+            password={password}
+            onPasswordChange={setPassword}
+          >
+            {facts}
+          </PasswordConfirmForm>
+        )}
       </Page>
     );
   }

@@ -12,6 +12,7 @@ import { ChainFacts, StatusBadge } from "../../components/Chain";
 import { FORM, FormError, RadioGroup, SelectField, TextField, type FormErrors } from "../../components/Fields";
 import { ConnectionWatch, Empty, ErrorNotice, Loading } from "../../components/Notices";
 import { Page } from "../../components/Page";
+import { PasswordConfirmForm } from "../../components/PasswordConfirmForm";
 import { categoryLabel, recordLabel } from "../../components/RecordTable";
 import { WalletSign } from "../../components/WalletSign";
 import { useLoad } from "../../hooks/useLoad";
@@ -110,29 +111,29 @@ function ApprovePanel({
     }
   };
 
-  const approve = async (body: { password: string } | { typed_data: Record<string, unknown>; signature: string }) => {
-    setBusy(true);
-    try {
-      const path = { request_id: request.id };
-      await call(api.POST("/api/access-requests/{request_id}/approve", { params: { path }, body: { ...terms, ...body } }));
-      onDone();
-    } catch (error) {
-      // A refused signed payload (field typed_data.…) is said for the whole form.
-      const found = fieldsOf(formErrorsFrom(error, API_FIELDS), form.kind);
-      if (!found.password && !found[FORM]) setPrepared(null); // a term was refused: back to the choices
-      setErrors(found);
-      setBusy(false);
-    }
+  // A refused term goes back to the choices, where its error is said; a refused password or signature
+  // (a refused signed payload, field typed_data.…, is said for the whole form) stays here.
+  const refused = (error: unknown): FormErrors => {
+    const found = fieldsOf(formErrorsFrom(error, API_FIELDS), form.kind);
+    if (!found.password && !found[FORM]) setPrepared(null);
+    setErrors(found);
+    return found;
   };
 
-  const confirm = (event: FormEvent) => {
-    event.preventDefault();
-    if (me.key_kind === "wallet") return; // the wallet's button signs
-    if (!password) {
-      setErrors({ password: "Enter your password to sign the approval." });
-      return;
+  const approve = async (body: { password: string } | { typed_data: Record<string, unknown>; signature: string }) => {
+    const path = { request_id: request.id };
+    await call(api.POST("/api/access-requests/{request_id}/approve", { params: { path }, body: { ...terms, ...body } }));
+    onDone();
+  };
+
+  const approveSigned = async (typed_data: Record<string, unknown>, signature: string) => {
+    setBusy(true);
+    try {
+      await approve({ typed_data, signature });
+    } catch (error) {
+      refused(error);
+      setBusy(false);
     }
-    void approve({ password });
   };
 
   if (prepared) {
@@ -145,8 +146,8 @@ function ApprovePanel({
       expiresAt,
       recordLabel: labels.get(String(message.scope ?? scope).slice("record:".length)),
     });
-    return (
-      <form className="panel" onSubmit={confirm} noValidate aria-label={`Sign the approval for ${who}`}>
+    const facts = (
+      <>
         <h3>Check and sign</h3>
         <p className="plain-words" data-testid="approval-sentence">
           {sentence}
@@ -166,34 +167,39 @@ function ApprovePanel({
           <dt>Expires</dt>
           <dd>{expiresAt ? formatDateTime(expiresAt) : "never (until revoked)"}</dd>
         </dl>
+      </>
+    );
+    if (me.key_kind !== "wallet") {
+      return (
+        <PasswordConfirmForm
+          id={id("password")}
+          aria-label={`Sign the approval for ${who}`}
+          action="Sign and approve"
+          missing="Enter your password to sign the approval."
+          hint="It unlocks your key for this one signature; HealthHash relays the signed grant to the chain for you."
+          confirm={(password) => approve({ password })}
+          refused={refused}
+          onCancel={() => setPrepared(null)}
+          cancelLabel="Change"
+          password={password}
+          onPasswordChange={setPassword}
+        >
+          {facts}
+        </PasswordConfirmForm>
+      );
+    }
+    return (
+      <form className="panel" onSubmit={(event) => event.preventDefault()} noValidate aria-label={`Sign the approval for ${who}`}>
+        {facts}
         <FormError errors={errors} />
-        {me.key_kind === "wallet" ? (
-          <WalletSign
-            payload={prepared}
-            address={me.eth_address ?? ""}
-            label="Sign in my wallet and approve"
-            disabled={busy}
-            onSigned={(signature) => approve({ typed_data: prepared as unknown as Record<string, unknown>, signature })}
-          />
-        ) : (
-          <TextField
-            id={id("password")}
-            label="Your password, to sign"
-            type="password"
-            autoComplete="current-password"
-            autoFocus
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-            error={errors.password}
-            hint="It unlocks your key for this one signature; HealthHash relays the signed grant to the chain for you."
-          />
-        )}
+        <WalletSign
+          payload={prepared}
+          address={me.eth_address ?? ""}
+          label="Sign in my wallet and approve"
+          disabled={busy}
+          onSigned={(signature) => approveSigned(prepared as unknown as Record<string, unknown>, signature)}
+        />
         <div className="actions">
-          {me.key_kind === "wallet" ? null : (
-            <button type="submit" className="primary" disabled={busy}>
-              {busy ? "Signing…" : "Sign and approve"}
-            </button>
-          )}
           <button type="button" onClick={() => setPrepared(null)} disabled={busy}>
             Change
           </button>
