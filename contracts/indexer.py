@@ -476,12 +476,27 @@ def store_receipt(receipt_logs: ReceiptLogs) -> None:
     chain, decoded = receipt_logs.chain, receipt_logs.logs
     if not decoded:
         return
-    block_number = decoded[0].block_number
+    block_number, block_hash = decoded[0].block_number, decoded[0].block_hash
     times = {block_number: receipt_logs.block_time} if receipt_logs.block_time is not None else {}
     with transaction.atomic():
         _cursor(chain)  # so a first sync starts at the deployments, not after this receipt
+        _rewind_if_replaced(chain, block_number, block_hash)
         _store_and_dispatch(chain, decoded, times)
-        _record_hashes(chain, {block_number: decoded[0].block_hash})
+        _record_hashes(chain, {block_number: block_hash})
+
+
+def _rewind_if_replaced(chain: int, block_number: int, block_hash: str) -> None:
+    """A receipt mined in a block whose number we recorded with another hash: the chain re-organised (a
+    node restarted from an older state, say) and the indexer has not seen it yet. Rewind first, as the
+    indexer would: recording the new hash over the old one would hide the fork from find_fork, and the
+    events of the orphaned block (a grant the chain no longer holds) would stay for good."""
+    replaced = (
+        IndexedBlock.objects.filter(chain_id=chain, number=block_number).exclude(hash=block_hash).exists()
+    )
+    if not replaced:
+        return
+    fork = find_fork(chain)
+    rewind(chain, block_number if fork is None else min(fork, block_number))
 
 
 def ingest_receipt(receipt: Any) -> list[DecodedLog]:

@@ -193,6 +193,40 @@ def test_reorg_drops_orphaned_events_rewinds_from_the_fork_and_indexes_the_new_b
     assert indexer.sync_chain().reorg_fork is None  # settled
 
 
+def test_a_receipt_mined_where_an_orphaned_block_was_rewinds_before_it_is_stored(
+    own_world: World, recorder: Recorder
+) -> None:
+    """The relayer's receipt is the first to see a re-org (a node restarted from an older state): its block
+    number was recorded with another hash. Stored over it, the new hash hid the fork from find_fork and
+    the orphaned block's events stayed (a grant the chain no longer holds, still active)."""
+    world = own_world
+    indexer.sync_chain()
+    fork_block = world.w3.eth.block_number + 1
+    snapshot = world.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    orphan = Account.create().address
+    indexer.ingest_receipt(
+        transact(
+            world.directory.functions.execute((2, world.hospital_id, orphan, ZERO, 0, 0)),
+            world.hospital_admin.address,
+        )
+    )
+    assert orphan in recorder.doctors()
+
+    world.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+    replacement = Account.create().address
+    receipt = transact(
+        world.directory.functions.execute((2, world.hospital_id, replacement, ZERO, 0, 0)),
+        world.hospital_admin.address,
+    )
+    assert receipt["blockNumber"] == fork_block  # the same number, another block
+    indexer.ingest_receipt(receipt)
+
+    assert recorder.rewinds == [fork_block]
+    assert not ChainEvent.objects.filter(args__doctor=orphan).exists()
+    assert ChainEvent.objects.filter(args__doctor=replacement).count() == 1
+    assert indexer.sync_chain().reorg_fork is None  # nothing left for the indexer to find
+
+
 def test_benchmark_helper_reports_a_rate() -> None:
     figures = benchmark_indexer(300)
     assert figures["events"] >= 300 and figures["events_per_s"] > 0
