@@ -12,10 +12,13 @@ children run with CHAIN_LOOPS_IN_BEAT=false, and the beat rows an earlier demo l
 them are removed. (Both at once would be safe, by the lease and idempotent handlers, but each relay pass
 would hold the worker's only slot.)
 
-A web, relayer or indexer process that ends by itself is started again (three times a minute at most);
-the worker ending, or a process that keeps dying, stops them all. Stopping (Ctrl-C, SIGTERM, or that):
-SIGTERM to every group at once, the worker's warm shutdown, then SIGKILL to any group still alive after
-`STOP_TIMEOUT_S`; the dev chain, when this command started it, stops last. Nothing is left: no process,
+A process that ends by itself is started again (three times a minute at most), after a SIGKILL to what its
+group left behind: a gunicorn master's workers, or a Celery worker's pool process and beat (a beat left
+running beside the new worker's would send every periodic task twice). A process that keeps dying stops
+them all. Stopping (Ctrl-C, SIGTERM, or that): SIGTERM to every group at once but the worker's, whose main
+process alone gets it (its warm shutdown: a pool process killed mid-task would lose the task), then
+SIGKILL to any group still alive after `STOP_TIMEOUT_S`, and to what the worker's group left once its main
+process has ended; the dev chain, when this command started it, stops last. Nothing is left: no process,
 no listening port.
 """
 
@@ -29,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +41,13 @@ import requests
 from django.conf import settings
 from django.db import connections
 
-from demo.management.commands.demo import celery_worker
+from demo.management.commands.demo import WORKER_OPTIONS
 
 Say = Callable[[str], None]
 
 STOP_TIMEOUT_S = 15.0
 RESTARTS_PER_MINUTE = 3
+LEFTOVERS_GONE_WITHIN_S = 5.0  # after a SIGKILL to a dead leader's group, before its replacement starts
 log = logging.getLogger(__name__)
 HEALTHY_WITHIN_S = 90.0
 
@@ -65,13 +69,15 @@ class WebOptions:
 class Child:
     name: str
     process: subprocess.Popen[bytes]
-    argv: list[str] | None = None  # how to start it again; None: the worker, which its own helper runs
+    argv: list[str]  # how to start it again
     restarts: list[float] = field(default_factory=list)  # monotonic times of its recent restarts
+    # Stopped by a SIGTERM to its main process only, which stops its group itself (the Celery worker's warm
+    # shutdown); else the SIGTERM goes to its whole group.
+    stops_its_group: bool = False
 
 
 class ChildExited(RuntimeError):
-    """A process ended by itself and may not be restarted (the worker, or too many restarts): the others
-    are stopped too."""
+    """A process ended by itself too often to be started again: the others are stopped too."""
 
 
 def child_environment(*, log_format: str) -> None:
@@ -115,7 +121,7 @@ def child_output(name: str) -> Any:
     return (LOG_DIR / f"{name}.log").open("ab")
 
 
-def _start(name: str, argv: list[str]) -> Child:
+def _start(name: str, argv: list[str], *, stops_its_group: bool = False) -> Child:
     output = child_output(name)
     process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         argv,
@@ -127,7 +133,7 @@ def _start(name: str, argv: list[str]) -> Child:
     )
     if output is not None:
         output.close()  # the child holds its own descriptor
-    return Child(name, process, argv)
+    return Child(name, process, argv, stops_its_group=stops_its_group)
 
 
 def _manage(*args: str) -> list[str]:
@@ -149,6 +155,24 @@ def web_argv(web: WebOptions) -> list[str]:
         str(web.threads),
         "--worker-class",
         web.worker_class,
+    ]
+
+
+def worker_argv() -> list[str]:
+    """The Celery worker with beat, its schedule in the database: what serve runs as a `Child` (started
+    again if it ends) and demo's `celery_worker` in a `with` block."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "healthhash",
+        "worker",
+        "-B",
+        *WORKER_OPTIONS,
+        # beat's schedule (and its state) in the database, where periodic training jobs add theirs
+        "--scheduler",
+        "django_celery_beat.schedulers:DatabaseScheduler",
     ]
 
 
@@ -180,56 +204,49 @@ def _signal_group(pgid: int, signum: int) -> None:
         pass
 
 
-def _signal_groups(children: list[Child], signum: int) -> None:
-    for child in children:
-        _signal_group(child.process.pid, signum)
+def _signal_stop(child: Child) -> None:
+    if child.stops_its_group:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    else:
+        _signal_group(child.process.pid, signal.SIGTERM)
 
 
 def stop_children(children: list[Child], *, timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM to every group at once; SIGKILL to the groups still alive at the deadline."""
-    _signal_groups(children, signal.SIGTERM)
+    """SIGTERM to every group at once (to the worker's main process only: its warm shutdown); SIGKILL to
+    the groups still alive at the deadline, and to the worker's as soon as its main process has ended."""
+    for child in children:
+        _signal_stop(child)
     deadline = time.monotonic() + timeout_s
     for child in children:
         try:
             child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-        while group_alive(child.process.pid) and time.monotonic() < deadline:
+        while not child.stops_its_group and group_alive(child.process.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if group_alive(child.process.pid) or child.process.poll() is None:
             _signal_group(child.process.pid, signal.SIGKILL)
             child.process.wait()
 
 
-def _kill_leftovers(pgids: list[int]) -> None:
-    """SIGKILL to a group whose leader has ended but whose members have not (none, normally)."""
-    for pgid in pgids:
-        if group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
-
-
 @contextmanager
 def running_processes(web: WebOptions, say: Say) -> Iterator[list[Child]]:
-    """web, relayer, indexer and the worker with beat, running; all stopped when the block ends.
-
-    On the way out (the callbacks run in reverse): SIGTERM to our three groups, the worker's own warm
-    shutdown (SIGTERM to its main process only: a pool child killed mid-task would lose it), a check that
-    the worker's group is empty, then the wait for our three, with SIGKILL at the deadline."""
+    """web, relayer, indexer and the worker with beat, running; all stopped when the block ends
+    (`stop_children`). A child `_check_alive` starts again is the same `Child`, with its new process: what
+    is stopped is what runs then."""
     children: list[Child] = []
-    worker_groups: list[int] = []
-    with ExitStack() as stack:
-        stack.callback(stop_children, children)
-        stack.callback(_kill_leftovers, worker_groups)
+    try:
         children.append(_start("web", web_argv(web)))
         children.append(_start("relayer", _manage("relay", "--follow")))
         children.append(_start("indexer", _manage("sync_chain", "--follow")))
-        worker = stack.enter_context(celery_worker())
-        worker_groups.append(worker.pid)
-        stack.callback(_signal_groups, children, signal.SIGTERM)
+        children.append(_start("worker", worker_argv(), stops_its_group=True))
         for child in children:
-            say(f"  {child.name}: pid {child.process.pid}")
-        say(f"  worker (Celery, with beat): pid {worker.pid}")
-        yield [*children, Child("worker", worker)]
+            shown = "worker (Celery, with beat)" if child.name == "worker" else child.name
+            say(f"  {shown}: pid {child.process.pid}")
+        yield children
+    finally:
+        stop_children(children)
 
 
 def health(url: str, *, timeout_s: float = 3.0) -> tuple[int, dict[str, Any]] | None:
@@ -242,8 +259,10 @@ def health(url: str, *, timeout_s: float = 3.0) -> tuple[int, dict[str, Any]] | 
 
 
 def _check_alive(children: list[Child]) -> None:
-    """Restarts a web, relayer or indexer process that ended (what systemd or Kubernetes would do), at most
-    RESTARTS_PER_MINUTE times a minute; raises ChildExited for the worker or a process that keeps dying."""
+    """Restarts a process that ended (what systemd or Kubernetes would do), at most RESTARTS_PER_MINUTE
+    times a minute, once what its group left behind is gone (a gunicorn master's workers; a Celery worker's
+    pool process and beat, which must not run beside the new worker's); raises ChildExited for a process
+    that keeps dying."""
     for child in children:
         code = child.process.poll()
         if code is None:
@@ -251,11 +270,14 @@ def _check_alive(children: list[Child]) -> None:
         exited = f"{child.name} (pid {child.process.pid}) exited with code {code}"
         now = time.monotonic()
         child.restarts = [moment for moment in child.restarts if now - moment < 60]
-        if child.argv is None or len(child.restarts) >= RESTARTS_PER_MINUTE:
+        if len(child.restarts) >= RESTARTS_PER_MINUTE:
             raise ChildExited(exited)
-        _signal_group(child.process.pid, signal.SIGKILL)  # what its group left behind (a master's workers)
+        _signal_group(child.process.pid, signal.SIGKILL)
+        deadline = time.monotonic() + LEFTOVERS_GONE_WITHIN_S
+        while group_alive(child.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         log.warning("%s; restarting it", exited)
-        child.process = _start(child.name, child.argv).process
+        child.process = _start(child.name, child.argv, stops_its_group=child.stops_its_group).process
         child.restarts.append(now)
 
 

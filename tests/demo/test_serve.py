@@ -2,8 +2,9 @@
 deploys the demo consortium, and runs gunicorn, the Celery worker with beat, the relayer and the indexer.
 Through the API only: a patient adds a record and grants her doctor access (the relayer process mines
 it, the indexer process sees it), the doctor opens the record, the patient reads that in her access log.
-An indexer killed with SIGKILL is started again. Then SIGINT: every process it started is gone, and both
-ports are free.
+An indexer killed with SIGKILL is started again; so is the Celery worker whose main process is killed with
+SIGKILL: its old pool process and beat are gone, and the new worker's beat anchors a record added after.
+Then SIGINT: every process it started is gone, and both ports are free.
 
 The database is this test's (SQLite file or PostgreSQL test database); the broker is CELERY_BROKER_URL
 when set (the PostgreSQL run gives Redis), else the embedded one."""
@@ -131,6 +132,9 @@ def _serve_env(folder: Path, chain_port: int) -> dict[str, str]:
         "ETH_RPC_URL": "",
         "DEV_CHAIN_PORT": str(chain_port),
         "PYTHONUNBUFFERED": "1",
+        # beat anchors every waiting record every 2 s: a record anchored shows a worker with beat at work
+        "RECORD_ANCHOR_EVERY_S": "2",
+        "RECORD_ANCHOR_MAX_WAIT_S": "0",
     }
     env.pop("LOG_FORMAT", None)  # serve's default: json
     return env
@@ -214,6 +218,22 @@ def test_serve_runs_every_process_serves_a_record_and_leaves_nothing_on_sigint(s
 
     _wait_for("the indexer to be started again", restarted, timeout_s=30)
     assert process.poll() is None
+
+    # The Celery worker's main process killed: what it left (pool process, beat) is stopped, and a new
+    # worker with beat is started; records are anchored again.
+    [worker] = _celery_workers(process.pid)
+    left_behind = _descendants(worker)
+    assert len(left_behind) >= 2, left_behind  # the pool process and beat
+    os.kill(worker, signal.SIGKILL)
+
+    def worker_again() -> list[int]:
+        return [pid for pid in _celery_workers(process.pid) if pid != worker and len(_descendants(pid)) >= 2]
+
+    _wait_for("a new Celery worker with its pool and beat", worker_again, timeout_s=90)
+    assert process.poll() is None
+    assert _still_running(left_behind) == []
+    _a_record_anchored_through_the_api(url, folder)
+    assert f"worker (pid {worker}) exited with code -9; restarting it" in (folder / "err").read_text()
     running = _descendants(process.pid)
 
     process.send_signal(signal.SIGINT)
@@ -226,6 +246,30 @@ def test_serve_runs_every_process_serves_a_record_and_leaves_nothing_on_sigint(s
     records = [json.loads(line) for line in lines]  # every line on stderr is one JSON object
     by_id = [r for r in records if r.get("request_id") == "serve-dr-house"]
     assert any(r["logger"] == "healthhash.requests" and r["status"] == 200 for r in by_id)
+
+
+def _celery_workers(serve_pid: int) -> list[int]:
+    """The Celery worker main processes `serve` started (its children; their own children are the pool and
+    beat)."""
+    table = _process_table()
+    return [
+        pid
+        for pid, (ppid, state, cmdline) in table.items()
+        if ppid == serve_pid and state != "Z" and "celery" in cmdline and " worker " in cmdline
+    ]
+
+
+def _a_record_anchored_through_the_api(url: str, folder: Path) -> None:
+    password = (folder / "var" / "secrets" / "demo_password").read_text().strip()
+    alice = Api(url, "alice", password)
+    created = alice.post("/api/records", {"resource": observation()})
+    assert created.status_code == 201, created.text
+    record_id = created.json()["id"]
+
+    def anchored() -> bool:
+        return bool(alice.get(f"/api/records/{record_id}").json()["record"]["anchored"])
+
+    _wait_for("the new worker's beat to anchor a new record", anchored, timeout_s=90)
 
 
 def _a_record_opened_through_the_api(url: str, folder: Path) -> None:

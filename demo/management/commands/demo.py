@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -91,23 +90,11 @@ def celery_worker(*, stop_timeout_s: float = 20.0) -> Iterator[subprocess.Popen[
     """A Celery worker with beat (relayer, indexer, audit anchoring) beside the API, in its own process
     group, so that stopping it also reaches beat and the pool's children: SIGTERM (a warm shutdown),
     then SIGKILL to the whole group if it has not ended in `stop_timeout_s`."""
-    from demo.processes import child_output  # (processes imports this module)
+    from demo.processes import child_output, worker_argv  # (processes imports this module)
 
     output = child_output("worker")
     worker = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "healthhash",
-            "worker",
-            "-B",
-            *WORKER_OPTIONS,
-            # beat's schedule (and its state) in the database, where periodic training jobs add theirs
-            "--scheduler",
-            "django_celery_beat.schedulers:DatabaseScheduler",
-        ],
+        worker_argv(),
         stdout=output,
         stderr=subprocess.STDOUT if output is not None else None,
         start_new_session=True,  # Ctrl-C reaches us, not it: we stop it, in order
