@@ -1,16 +1,24 @@
 """Faults under load for `manage.py bench_api --faults`: while the clients run, a schedule in a thread of its
 own stops the dev chain and brings it back with its state, kills the Celery worker's pool process, kills
-one gunicorn worker and, on a Redis broker, kills the broker and starts it again, a calm period before
-each. Each fault is a `Fault` with monotonic times, the clock the load's samples use, so that the errors a
-fault cost can be told from the samples afterwards.
+one gunicorn worker, kills the dev chain (SIGKILL: it comes back from an older state, rewound), on a
+Redis broker kills the broker and starts it again, and kills the Celery worker's main process, a calm
+period before each. Each fault is a `Fault` with monotonic times, the clock the load's samples use, so
+that the errors a fault cost can be told from the samples afterwards.
 
 The processes are found in /proc under the `manage.py serve` process the benchmark started (Linux only):
 - chain: the anvil child of `serve` listening on DEV_CHAIN_PORT, stopped with SIGTERM (anvil dumps its
   `--state` file on the way out) and started again here with the same command line, so the chain keeps its
   blocks; this replacement is a child of the benchmark, which stops it after `serve` has stopped;
-- worker: `serve` stops every process when the Celery worker's main process ends (demo/processes.py), so the
-  fault is a SIGKILL to the worker's pool process, which the Celery main process replaces;
+- worker: a SIGKILL to the worker's pool process, which the Celery main process replaces;
 - web: a SIGKILL to one worker of the gunicorn master, which forks a new one;
+- celery: a SIGKILL to the Celery worker's main process; `serve` stops what its group left (the pool
+  process, beat) and starts a new worker (demo/processes.py). Over when the new worker has its pool;
+- chain_kill: a SIGKILL to anvil, which dumps its `--state` only every 5 s (contracts/node.py): started
+  again from that dump, the chain has lost its last blocks, and the blocks mined next at those heights
+  have other hashes, a re-org. The grants mined in the lost blocks are counted (`rewound`); the fault is
+  settled when those and the grants submitted while it was down are mined again and the index holds no
+  block the chain no longer has (the relayer re-sends what the rewind dropped; the indexer's re-org
+  check rewinds its rows);
 - broker: on a Redis broker, the redis-server of the bench's own (bench/own_state.py; a shared Redis is
   never touched) is SIGKILLed and, after the down time, started again on the same port, empty: it keeps
   nothing on disk, so the messages it held are lost. What goes through it under this load: the relayer
@@ -30,17 +38,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench.api_load import EXPECTED, Sample
 from bench.own_state import OwnRedis
-from contracts.client import latest_block
+from contracts.client import ChainRpcError, latest_block, rpc
 from contracts.node import wait_for_rpc
+from healthhash.errors import Unavailable
 
 Say = Callable[[str], None]
-FAULT_NAMES = ("chain", "worker", "web", "broker")
+# The Celery worker's restart (a new interpreter, Django, the pool) is the slowest: last, so that it holds
+# no other fault back; a load that ends first waits for it (its figures then cover the load it saw).
+FAULT_NAMES = ("chain", "worker", "web", "chain_kill", "broker", "celery")
 RESPAWN_WITHIN_S = 30.0
+CELERY_BACK_WITHIN_S = 90.0  # serve notices within a second; the new worker imports Django, forks its pool
+# chain_kill: grants mined in the last this many blocks are looked at (anvil's dump is at most 5 s old)
+REWIND_SEEN_BLOCKS = 200
+DUMP_INTERVAL_S = 5.0  # anvil's --state-interval (contracts/node.py)
+DUMP_AGE_AT_KILL_S = (3.5, 4.5)  # chain_kill: killed this long after the last dump, before the next
+DUMP_CYCLES_AT_MOST = 4  # chain_kill: dump intervals it waits for one in which blocks were mined
 
 
 @dataclass
@@ -56,8 +74,12 @@ class Fault:
     ended: float
     settled: float | None = None
     held: int = 0  # writes accepted while it lasted that waited on it (the chain: grants submitted)
-    unsettled: int = 0  # of those, still waiting when the watch gave up
+    unsettled: int = 0  # of those (chain_kill: and of the grants it rewound), not mined when the watch ended
     kept_state: bool | None = None  # the chain: its head after the restart at least the head before
+    kept_genesis: bool | None = None  # the chain: the same genesis block after the restart
+    rewound_blocks: int = 0  # chain_kill: blocks the restarted chain had lost (head before - head after)
+    rewound: list[Any] = field(default_factory=list)  # chain_kill: ids of grants mined in the lost blocks
+    index_off_chain: int | None = None  # chain_kill: indexed events in blocks no longer on the chain (-1: ?)
     worker_answered: float | None = None  # the broker: when the Celery worker answered a ping through it
 
     @property
@@ -140,11 +162,15 @@ class FaultSchedule:
         calm_s: float,
         down_s: float,
         grants_between: Callable[[Any, Any], tuple[int, int]],
+        grants_mined_above: Callable[[int], dict[Any, int]],
+        grants_unmined: Callable[[list[Any]], int],
+        index_off_chain: Callable[[], int],
         now: Callable[[], Any],
         settle_within_s: float,
         broker: str,
         own_redis: OwnRedis | None,
         say: Say,
+        chain_kill: bool = False,
     ) -> None:
         self.serve_pid = serve_pid
         self.chain_port = chain_port
@@ -153,10 +179,14 @@ class FaultSchedule:
         self.calm_s = calm_s
         self.down_s = down_s
         self.grants_between = grants_between
+        self.grants_mined_above = grants_mined_above
+        self.grants_unmined = grants_unmined
+        self.index_off_chain = index_off_chain
         self.now = now
         self.settle_within_s = settle_within_s
         self.broker = broker
         self.own_redis = own_redis
+        self.chain_kill = chain_kill
         self.say = say
         self.faults: list[Fault] = []
         self.failures: list[str] = []
@@ -168,12 +198,12 @@ class FaultSchedule:
         self._watchers: list[threading.Thread] = []
 
     @staticmethod
-    def length_s(*, calm_s: float, down_s: float, broker: bool) -> float:
+    def length_s(*, calm_s: float, down_s: float, broker: bool, chain_kill: bool = False) -> float:
         """Seconds the schedule needs from its start (a calm period after the last fault too); `broker`:
-        with the broker fault (a Redis broker)."""
-        if broker:
-            return 5 * calm_s + 2 * down_s + 3.0
-        return 4 * calm_s + down_s + 3.0
+        with the broker fault (a Redis broker); `chain_kill`: with the chain's SIGKILL."""
+        faults = len(FAULT_NAMES) - (0 if broker else 1) - (0 if chain_kill else 1)
+        down = 1 + (1 if broker else 0) + (1 if chain_kill else 0)
+        return (faults + 1) * calm_s + down * down_s + 3.0
 
     def start(self) -> None:
         self._thread.start()
@@ -186,8 +216,21 @@ class FaultSchedule:
             watcher.join()
 
     def _run(self) -> None:
-        steps = {"chain": self._chain, "worker": self._worker, "web": self._web, "broker": self._broker}
+        steps = {
+            "chain": self._chain,
+            "worker": self._worker,
+            "web": self._web,
+            "celery": self._celery,
+            "chain_kill": self._chain_kill,
+            "broker": self._broker,
+        }
         names = list(FAULT_NAMES)
+        if not self.chain_kill:
+            names.remove("chain_kill")
+            self.notes.append(
+                "chain_kill: not done (--chain-kill runs it): anvil restarted from its periodic dump may "
+                "come back with another genesis block, which the project refuses as another chain"
+            )
         if self.own_redis is None:
             names.remove("broker")
             self.notes.append(
@@ -214,20 +257,70 @@ class FaultSchedule:
     # --- the chain: stopped (SIGTERM: anvil dumps its state), down, started again with that state -------
 
     def _chain(self) -> Fault:
+        head_before, genesis_before = latest_block(), _genesis_hash()
+        wall_start = self.now()
+        fault = self._restart_chain(
+            self._anvil(),
+            signal.SIGTERM,
+            "chain",
+            "anvil stopped (SIGTERM, state dumped) and started again with its --state",
+        )
+        head_after = latest_block()
+        fault.kept_state = head_after >= head_before
+        fault.kept_genesis = _genesis_hash() == genesis_before
+        self.say(
+            f"fault chain: anvil back after {fault.down_s:.1f} s, head {head_after}"
+            f" (block {head_before} before the stop)"
+        )
+        self._watch(fault, wall_start)
+        return fault
+
+    def _chain_kill(self) -> Fault:
+        anvil = self._anvil()
+        _wait_for_blocks_after_dump(anvil, DUMP_AGE_AT_KILL_S, DUMP_CYCLES_AT_MOST)
+        head_before, genesis_before = latest_block(), _genesis_hash()
+        mined_before = self.grants_mined_above(head_before - REWIND_SEEN_BLOCKS)
+        wall_start = self.now()
+        fault = self._restart_chain(
+            anvil,
+            signal.SIGKILL,
+            "chain_kill",
+            "anvil SIGKILLed and started again from its last periodic --state dump (rewound)",
+        )
+        head_after = latest_block()
+        fault.kept_state = head_after >= head_before
+        fault.kept_genesis = _genesis_hash() == genesis_before
+        fault.rewound_blocks = max(0, head_before - head_after)
+        # (from before the kill: the indexer may already have reset the grants it finds orphaned)
+        fault.rewound = [grant for grant, block in mined_before.items() if block > head_after]
+        self.say(
+            f"fault chain_kill: anvil back after {fault.down_s:.1f} s, head {head_after} (block"
+            f" {head_before} before the kill): {fault.rewound_blocks} blocks lost,"
+            f" {len(fault.rewound)} grants mined in them"
+        )
+        self._watch(fault, wall_start)
+        return fault
+
+    def _anvil(self) -> Proc:
         port = f"{self.chain_port}"
-        anvil = _one(
+        return _one(
             [p for p in _processes() if p.state != "Z" and "anvil" in " ".join(p.argv) and port in p.argv],
             f"anvil on port {port}",
         )
-        url = f"http://127.0.0.1:{port}"
-        head_before = latest_block()
-        wall_start = self.now()
+
+    def _restart_chain(self, anvil: Proc, signum: signal.Signals, name: str, how: str) -> Fault:
+        """Ends the dev chain's `anvil` with `signum`, waits out the down time, starts it again with the
+        same command line (its --state file), and returns the fault once it answers."""
+        port = f"{self.chain_port}"
+        previous = self.restarted_chain
         started = time.monotonic()
-        self.say(f"fault chain: SIGTERM to anvil (pid {anvil.pid}), down {self.down_s:g} s")
-        os.kill(anvil.pid, signal.SIGTERM)
+        self.say(f"fault {name}: {signum.name} to anvil (pid {anvil.pid}), down {self.down_s:g} s")
+        os.kill(anvil.pid, signum)
         if not _wait(lambda: not _running(anvil.pid), 10.0):
             os.kill(anvil.pid, signal.SIGKILL)
             _wait(lambda: not _running(anvil.pid), 5.0)
+        if previous is not None:
+            previous.wait()  # the one an earlier fault started: reaped
         self._stop.wait(max(0.0, started + self.down_s - time.monotonic()))  # cut short: back at once
         with self.chain_log.open("ab") as log:
             self.restarted_chain = subprocess.Popen(  # noqa: S603 - the argv it ran with, no shell
@@ -237,21 +330,8 @@ class FaultSchedule:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for_rpc(url, timeout=30.0)
-        fault = Fault(
-            "chain",
-            "anvil stopped (SIGTERM, state dumped) and started again with its --state",
-            started,
-            time.monotonic(),
-        )
-        head_after = latest_block()
-        fault.kept_state = head_after >= head_before
-        self.say(
-            f"fault chain: anvil back after {fault.down_s:.1f} s (pid {self.restarted_chain.pid}),"
-            f" head {head_after} (block {head_before} before the stop)"
-        )
-        self._watch(fault, wall_start)
-        return fault
+        wait_for_rpc(f"http://127.0.0.1:{port}", timeout=30.0)
+        return Fault(name, how, started, time.monotonic())
 
     def _watch(self, fault: Fault, wall_start: Any) -> None:
         watcher = threading.Thread(target=self._watch_grants, args=(fault, wall_start, self.now()))
@@ -259,8 +339,9 @@ class FaultSchedule:
         watcher.start()
 
     def _watch_grants(self, fault: Fault, wall_start: Any, wall_back: Any) -> None:
-        """Waits until the grants submitted while the node or broker was down are mined and, after the
-        broker, until the Celery worker answers through it: `fault.settled`."""
+        """Waits until the grants submitted while the node or broker was down are mined (after chain_kill,
+        the grants the rewind lost too, and the index on the new branch) and, after the broker, until the
+        Celery worker answers through it: `fault.settled`."""
         from django.db import connection
 
         deadline = fault.ended + self.settle_within_s
@@ -272,11 +353,16 @@ class FaultSchedule:
                 if mined_at is None:
                     submitted, mined = self.grants_between(wall_start, wall_back)
                     fault.held, fault.unsettled = submitted, submitted - mined
-                    if mined == submitted:
-                        mined_at = time.monotonic() if submitted else fault.ended
+                    off_branch = 0
+                    if fault.name == "chain_kill":
+                        # mined again on the new branch, as the index (no longer on the lost one) says
+                        fault.unsettled += self.grants_unmined(fault.rewound)
+                        off_branch = fault.index_off_chain = self._index_off_chain()
+                    if fault.unsettled == 0 and off_branch == 0:
+                        mined_at = time.monotonic() if submitted or fault.rewound else fault.ended
                 back = fault.worker_answered if fault.name == "broker" else fault.ended
                 if mined_at is not None and back is not None:
-                    if fault.held or fault.name == "broker":
+                    if fault.held or fault.rewound or fault.name == "broker":
                         fault.settled = max(mined_at, back)
                     return
                 if time.monotonic() > deadline:
@@ -284,6 +370,13 @@ class FaultSchedule:
                 time.sleep(0.25)
         finally:
             connection.close()
+
+    def _index_off_chain(self) -> int:
+        """`index_off_chain()`, or -1 while the node does not answer it."""
+        try:
+            return self.index_off_chain()
+        except (Unavailable, ChainRpcError):
+            return -1
 
     def stop_restarted_chain(self) -> None:
         chain = self.restarted_chain
@@ -299,10 +392,7 @@ class FaultSchedule:
     # --- the Celery worker: its pool process killed, the main process forks another ----------------------
 
     def _worker(self) -> Fault:
-        main = _one(
-            [p for p in _children(self.serve_pid) if "celery" in " ".join(p.argv) and "worker" in p.argv],
-            "Celery worker under serve",
-        )
+        main = self._celery_main()
         pool = max(_children(main.pid), key=lambda p: _pipe_fds(p.pid), default=None)
         if pool is None or _pipe_fds(pool.pid) == 0:
             raise RuntimeError(f"no pool process under the Celery worker (pid {main.pid})")
@@ -346,6 +436,37 @@ class FaultSchedule:
         self.say(f"fault web: a new worker after {fault.down_s:.1f} s")
         return fault
 
+    # --- the Celery worker's main process killed: serve stops its group and starts a new worker ----------
+
+    def _celery(self) -> Fault:
+        main = self._celery_main()
+        started = time.monotonic()
+        self.say(f"fault celery: SIGKILL to the Celery worker's main process (pid {main.pid})")
+        os.kill(main.pid, signal.SIGKILL)
+
+        def new_worker_with_pool() -> bool:
+            found = [
+                p for p in _children(self.serve_pid) if p.pid != main.pid and "celery" in " ".join(p.argv)
+            ]
+            return any(_pipe_fds(child.pid) for p in found for child in _children(p.pid))
+
+        if not _wait(new_worker_with_pool, CELERY_BACK_WITHIN_S):
+            raise RuntimeError(f"serve did not start a new Celery worker in {CELERY_BACK_WITHIN_S:g} s")
+        fault = Fault(
+            "celery",
+            "Celery worker's main process SIGKILLed; serve stopped its pool and beat, started a new worker",
+            started,
+            time.monotonic(),
+        )
+        self.say(f"fault celery: a new worker with its pool process after {fault.down_s:.1f} s")
+        return fault
+
+    def _celery_main(self) -> Proc:
+        return _one(
+            [p for p in _children(self.serve_pid) if "celery" in " ".join(p.argv) and "worker" in p.argv],
+            "Celery worker under serve",
+        )
+
     # --- the broker: the bench's own redis-server killed, started again empty on the same port ----------
 
     def _broker(self) -> Fault:
@@ -372,6 +493,41 @@ class FaultSchedule:
         self.say(f"fault broker: redis-server back after {fault.down_s:.1f} s (pid {restarted.pid})")
         self._watch(fault, wall_start)
         return fault
+
+
+def _wait_for_blocks_after_dump(anvil: Proc, age_s: tuple[float, float], cycles: int) -> None:
+    """Waits until anvil's --state file was last written between `age_s` seconds ago and a block has been
+    mined since (a few dump intervals at most): killed then, the chain loses those blocks, and not in
+    the middle of a dump."""
+    argv = list(anvil.argv)
+    if "--state" not in argv:
+        return
+    state = Path(argv[argv.index("--state") + 1])
+
+    def written() -> float:
+        try:
+            return state.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    for _ in range(cycles):
+        if not _wait(partial(_rewritten, state, written()), DUMP_INTERVAL_S + 1.0):
+            return  # no dump seen: kill when asked
+        head_at_dump = latest_block()  # read just after the dump: at least the head it holds
+        if _wait(lambda: age_s[0] <= time.time() - written() <= age_s[1], DUMP_INTERVAL_S + 1.0):
+            if latest_block() > head_at_dump:
+                return
+
+
+def _genesis_hash() -> str:
+    return str(rpc("eth_getBlockByNumber", ["0x0", False])["hash"])
+
+
+def _rewritten(path: Path, mtime: float) -> bool:
+    try:
+        return path.stat().st_mtime != mtime
+    except OSError:
+        return False
 
 
 def _worker_answers() -> bool:

@@ -6,6 +6,7 @@ the run, the access-log entries it wrote and `verify_audit` over all of them."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from access.identity import services as identity_services
 from access.identity.keys import unlock_managed_key
 from access.models import AccessAction, AccessLogEntry, AccessOutcome, Consent, Doctor, User
 from bench.api_load import Persona
+from contracts import client
+from contracts.models import ChainEvent, OutboxItem
 from demo import people as demo_people
 from ehr import records
 from ehr.models import Record
@@ -170,6 +173,55 @@ def grants_recorded_twice(moment: Any) -> int:
         .filter(rows__gt=1)
     )
     return sum(row["rows"] - 1 for row in rows)
+
+
+def grants_mined_above(block: int) -> dict[Any, int]:
+    """{consent id: block} of the grants the index has mined in a block above `block`."""
+    mined = Consent.objects.filter(granted_block__gt=block).values_list("id", "granted_block")
+    return {grant: granted for grant, granted in mined if granted is not None}
+
+
+def grants_unmined(ids: list[Any]) -> int:
+    """How many of the grants `ids` are not mined (the index says)."""
+    return Consent.objects.filter(id__in=ids, granted_block=None).count()
+
+
+def grants_off_chain(moment: Any) -> int:
+    """Grants since `moment` the index has mined whose transaction the chain does not have in that block
+    (a rewound chain whose re-org the index missed): asked of the node, one receipt each."""
+    mined = list(
+        Consent.objects.filter(created_at__gte=moment, granted_block__isnull=False).values_list(
+            "grant_tx_hash", "granted_block"
+        )
+    )
+    receipts = client.rpc_batch([("eth_getTransactionReceipt", [tx_hash]) for tx_hash, _ in mined])
+    return sum(
+        1
+        for (_, block), receipt in zip(mined, receipts, strict=True)
+        if receipt is None or int(receipt["blockNumber"], 16) != block
+    )
+
+
+def index_off_chain() -> int:
+    """Indexed events in a block whose hash the chain no longer has at that height (0: the index is on
+    the chain's branch)."""
+    chain = client.chain_id()
+    events = Counter(ChainEvent.objects.filter(chain_id=chain).values_list("block_number", "block_hash"))
+    head = client.latest_block()
+    asked = sorted({number for number, _ in events if number <= head})
+    headers = client.rpc_batch([("eth_getBlockByNumber", [hex(number), False]) for number in asked])
+    on_chain = {number: header["hash"] for number, header in zip(asked, headers, strict=True) if header}
+    return sum(n for (number, block_hash), n in events.items() if on_chain.get(number) != block_hash)
+
+
+def outbox_unsettled() -> dict[str, int]:
+    """{status: items} of the outbox items not confirmed (pending, sent, failed)."""
+    rows = (
+        OutboxItem.objects.exclude(status=OutboxItem.Status.CONFIRMED)
+        .values("status")
+        .annotate(items=Count("id"))
+    )
+    return {row["status"]: row["items"] for row in rows}
 
 
 def now() -> Any:

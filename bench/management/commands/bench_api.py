@@ -9,10 +9,12 @@ expected one). For the run: every allowed open has exactly one access-log entry,
 during the load were mined, and `verify_audit` finds no break. A table, then one JSON line.
 
 `--faults` (default off) runs a fault schedule during the load (bench/api_faults.py): the dev chain stopped
-and started again with its state, the Celery worker's pool process killed, one gunicorn worker killed and,
-on a Redis broker, the broker killed and started again, a calm period before each. Per fault: how long it
-was down, the errors it cost by operation, and the seconds of degraded service; the run's checks (one log
-entry per open, grants mined, audit) must hold all the same.
+and started again with its state, the Celery worker's pool process killed, one gunicorn worker killed,
+the dev chain killed (SIGKILL: it comes back rewound to its last periodic state dump), on a Redis broker
+the broker killed and started again, and the Celery worker's main process killed, a calm period before
+each. Per fault: how long it was down, the errors it cost by operation, and the seconds of degraded
+service; the run's checks (one log entry per open, grants mined once and on the chain's own branch, the
+index on that branch, the outbox drained, audit) must hold all the same.
 
 On a Redis broker (CELERY_BROKER_URL redis://), with or without `--faults`, the bench runs a redis-server
 of its own on a free port (bench/own_state.py) and points the production shape at it: the broker, and a
@@ -66,8 +68,9 @@ TARGETS = {
 }
 GRANTS_MINED_WITHIN_S = 60.0
 SECONDS = 30.0
-# the default with --faults: the schedule (4 calm periods and the faults; 5 and the broker fault on Redis)
-FAULT_SECONDS = {False: 90.0, True: 110.0}
+# the default with --faults: the schedule (6 calm periods and the faults; 7 and the broker fault on Redis)
+FAULT_SECONDS = {False: 130.0, True: 155.0}
+OUTBOX_SETTLED_WITHIN_S = 30.0
 
 
 class Command(BaseCommand):
@@ -89,7 +92,15 @@ class Command(BaseCommand):
         parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
         parser.add_argument("--keep", action="store_true", help="keep the state folder (and its logs)")
         parser.add_argument(
-            "--faults", action="store_true", help="chain, worker, web and broker faults under the load"
+            "--faults",
+            action="store_true",
+            help="chain, worker, web, celery, chain_kill and broker faults under the load",
+        )
+        parser.add_argument(
+            "--chain-kill",
+            action="store_true",
+            help="also SIGKILL the chain node (it comes back rewound from its last state dump); off by "
+            "default: anvil may come back with another genesis block (README, Faults under load)",
         )
         parser.add_argument(
             "--fault-calm", type=float, default=15.0, help="seconds of calm before each fault"
@@ -104,7 +115,10 @@ class Command(BaseCommand):
             options["seconds"] = FAULT_SECONDS[redis] if options["faults"] else SECONDS
         if options["faults"]:
             needed = FaultSchedule.length_s(
-                calm_s=options["fault_calm"], down_s=options["fault_down"], broker=redis
+                calm_s=options["fault_calm"],
+                down_s=options["fault_down"],
+                broker=redis,
+                chain_kill=options["chain_kill"],
             )
             if needed > options["seconds"]:
                 raise CommandError(
@@ -130,6 +144,7 @@ class Command(BaseCommand):
                 f"--fault-calm={options['fault_calm']}",
                 f"--fault-down={options['fault_down']}",
                 *(["--faults"] if options["faults"] else []),
+                *(["--chain-kill"] if options["chain_kill"] else []),
             ]
             env = os.environ | {
                 INSIDE: "1",
@@ -165,6 +180,9 @@ class Command(BaseCommand):
                     schedule.join()
                 grants, mined = _grants_mined(started_at)
                 grants_twice = api_world.grants_recorded_twice(started_at)
+                grants_off_chain = api_world.grants_off_chain(started_at)
+                index_off_chain = api_world.index_off_chain()
+                outbox_left = _outbox_settled()
                 opens_logged = api_world.opens_logged_since(started_at)
                 audit_ok, audit_entries = api_world.audit()
         finally:
@@ -201,6 +219,9 @@ class Command(BaseCommand):
             "grants_submitted": grants,
             "grants_mined": mined,
             "grants_recorded_twice": grants_twice,
+            "grants_off_chain": grants_off_chain,
+            "index_events_off_chain": index_off_chain,
+            "outbox_unsettled": ",".join(f"{status}:{n}" for status, n in sorted(outbox_left.items())),
             "verify_audit_ok": audit_ok,
             "audit_entries_verified": audit_entries,
         }
@@ -216,12 +237,12 @@ class Command(BaseCommand):
     def _fault_table(self, costs: list[FaultCost], failures: list[str], notes: list[str]) -> None:
         write = self.stdout.write
         write(
-            f"{'fault':8} {'down_s':>7} {'errors':>7} {'degraded_s':>11}  errors by operation; what was done"
+            f"{'fault':10} {'down_s':>7} {'errors':>7} {'degraded_s':>11}  errors by operation; what was done"
         )
         for cost in costs:
             by_op = ",".join(f"{op}:{n}" for op, n in sorted(cost.errors_by_op.items())) or "-"
             write(
-                f"{cost.fault.name:8} {cost.fault.down_s:7.1f} {cost.errors:7d} {cost.degraded_s:11.1f}"
+                f"{cost.fault.name:10} {cost.fault.down_s:7.1f} {cost.errors:7d} {cost.degraded_s:11.1f}"
                 f"  {by_op}; {cost.fault.how}"
             )
         for failure in failures:
@@ -239,10 +260,14 @@ def _fault_schedule(options: dict[str, Any], serve_pid: int, say: Any) -> FaultS
         calm_s=options["fault_calm"],
         down_s=options["fault_down"],
         grants_between=api_world.grants_between,
+        grants_mined_above=api_world.grants_mined_above,
+        grants_unmined=api_world.grants_unmined,
+        index_off_chain=api_world.index_off_chain,
         now=api_world.now,
         settle_within_s=GRANTS_MINED_WITHIN_S,
         broker=settings.CELERY_BROKER_URL.split(":", 1)[0],
         own_redis=_inside_redis(),
+        chain_kill=options["chain_kill"],
         say=say,
     )
 
@@ -279,9 +304,14 @@ def _fault_figures(
         figures[f"fault_{name}_errors_by_op"] = ",".join(
             f"{op}:{n}" for op, n in sorted(cost.errors_by_op.items())
         )
-        if name == "chain":
-            figures["fault_chain_kept_state"] = cost.fault.kept_state
-        if name in ("chain", "broker"):
+        if name in ("chain", "chain_kill"):
+            figures[f"fault_{name}_kept_state"] = cost.fault.kept_state
+            figures[f"fault_{name}_kept_genesis"] = cost.fault.kept_genesis
+        if name == "chain_kill":
+            figures["fault_chain_kill_rewound_blocks"] = cost.fault.rewound_blocks
+            figures["fault_chain_kill_grants_rewound"] = len(cost.fault.rewound)
+            figures["fault_chain_kill_index_off_chain"] = cost.fault.index_off_chain
+        if name in ("chain", "chain_kill", "broker"):
             figures[f"fault_{name}_grants_held"] = cost.fault.held
             figures[f"fault_{name}_unmined_grants"] = cost.fault.unsettled
         if name == "broker":
@@ -307,6 +337,17 @@ def _error_statuses(samples: list[Sample]) -> str:
     """ "status:count,..." of the unexpected answers (0: no answer), all of the run; "" when there is none."""
     counts = Counter(s.status for s in samples if s.status not in EXPECTED.get(s.op, {200}))
     return ",".join(f"{status}:{n}" for status, n in sorted(counts.items()))
+
+
+def _outbox_settled() -> dict[str, int]:
+    """The outbox items not confirmed once those in flight had OUTBOX_SETTLED_WITHIN_S to settle (an audit
+    anchor beat queued at the end of the load); a failed item is final."""
+    deadline = time.monotonic() + OUTBOX_SETTLED_WITHIN_S
+    while True:
+        left = api_world.outbox_unsettled()
+        if set(left) <= {"failed"} or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
 
 
 def _grants_mined(started_at: Any) -> tuple[int, int]:
