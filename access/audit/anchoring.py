@@ -316,20 +316,26 @@ def learn_unread_audit_roots() -> int:
             root.batch_id,
             root.block_number,
         )
-        _, created = AuditLostBatch.objects.get_or_create(
-            batch_id=root.batch_id,
-            defaults={
-                "root": root.root,
-                "head_count": root.head_count,
-                "block_number": root.block_number,
-                "tx_hash": root.tx_hash,
-                "anchored_at": None,
-            },
-        )
         known.add(root.batch_id)
-        learnt += int(created)
+        learnt += int(remember_lost_batch(root, anchored_at=None))
     _unread_checked_until[url] = time.monotonic() + UNREAD_ROOTS_CACHE_S
     return learnt
+
+
+def remember_lost_batch(lost: AnchoredRoot, *, anchored_at: Any) -> bool:
+    """Keep an anchored batch this database does not hold as an AuditLostBatch (idempotent); True if new.
+    The writer then skips the seqs its id says it may commit to (access/audit/log.py)."""
+    _, created = AuditLostBatch.objects.get_or_create(
+        batch_id=lost.batch_id,
+        defaults={
+            "root": lost.root,
+            "head_count": lost.head_count,
+            "block_number": lost.block_number,
+            "tx_hash": lost.tx_hash,
+            "anchored_at": anchored_at,
+        },
+    )
+    return created
 
 
 def forget_unread_roots_state() -> None:

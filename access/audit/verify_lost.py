@@ -15,7 +15,7 @@ import datetime as dt
 
 from django.db.models import Count, Min
 
-from access.audit.anchoring import AnchoredRoot
+from access.audit.anchoring import AnchoredRoot, remember_lost_batch
 from access.audit.batch_ids import BatchIdSummary
 from access.audit.batch_ids import decode as decode_batch_id
 from access.audit.verify_report import AuditBreak, AuditReport
@@ -47,7 +47,7 @@ def check_lost_batches(report: AuditReport, unknown: list[AnchoredRoot], *, from
             )
         )
         if from_chain:
-            _remember(lost, times.get(lost.batch_id))
+            remember_lost_batch(lost, anchored_at=times.get(lost.batch_id))
         anchored_at = times.get(lost.batch_id)
         if summary is not None and anchored_at is not None:
             _check_reuse(report, lost, summary, anchored_at)
@@ -87,19 +87,6 @@ def _block_times(report: AuditReport, unknown: list[AnchoredRoot]) -> dict[str, 
         if block
     }
     return {lost.batch_id: at[lost.block_number] for lost in unknown if lost.block_number in at}
-
-
-def _remember(lost: AnchoredRoot, anchored_at: dt.datetime | None) -> None:
-    AuditLostBatch.objects.get_or_create(
-        batch_id=lost.batch_id,
-        defaults={
-            "root": lost.root,
-            "head_count": lost.head_count,
-            "block_number": lost.block_number,
-            "tx_hash": lost.tx_hash,
-            "anchored_at": anchored_at,
-        },
-    )
 
 
 def _check_reuse(
