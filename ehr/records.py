@@ -335,7 +335,11 @@ def open_record(
     entry in the patient's access log, never the bytes.
     """
     try:
-        record = Record.objects.select_related("anchor_batch").filter(pk=uuid.UUID(str(record_id))).first()
+        record = (
+            Record.objects.select_related("anchor_batch", "created_by")  # created_by: the answer names them
+            .filter(pk=uuid.UUID(str(record_id)))
+            .first()
+        )
     except ValueError:
         record = None
     if record is None:

@@ -66,6 +66,8 @@ class ApiTokenAuthentication(BaseAuthentication):
     @staticmethod
     def _touch(token: ApiToken) -> None:
         now = timezone.now()
+        if token.last_used_at is not None and token.last_used_at >= now - LAST_USED_RESOLUTION:
+            return  # fresh as read: no statement at all (this ran an UPDATE on every request)
         stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
         # Conditional update: concurrent requests write at most once per minute between them.
         if ApiToken.objects.filter(Q(pk=token.pk) & stale).update(last_used_at=now):
