@@ -35,6 +35,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -91,6 +92,7 @@ class LocalBlockStore:
         self.fsync = fsync
         self._direct_io = direct_io
         self._packs = self.root / "packs"
+        self._readers = threading.local()  # each thread's kept read connection (`_reading`)
         with store_faults(writing=False, index=self._index_path):
             self._open_or_create()
 
@@ -403,6 +405,9 @@ class LocalBlockStore:
 
     def _connect(self, *, mode: str = "rw") -> contextlib.closing[sqlite3.Connection]:
         """A connection to the index; `mode=rw` (the default) never creates one where it was deleted."""
+        return contextlib.closing(self._open_index(mode))
+
+    def _open_index(self, mode: str) -> sqlite3.Connection:
         uri = f"file:{pathname2url(str(self._index_path.absolute()))}?mode={mode}"
         db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
         try:
@@ -411,7 +416,7 @@ class LocalBlockStore:
         except BaseException:
             db.close()
             raise
-        return contextlib.closing(db)
+        return db
 
     def _connect_for_reading(self) -> contextlib.closing[sqlite3.Connection]:
         """A read-write connection when the index allows one, else a read-only one.
@@ -436,9 +441,51 @@ class LocalBlockStore:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
-        """An index connection for reads; OS and SQLite faults in the block come out as StorageError."""
-        with store_faults(writing=False, index=self._index_path), self._connect_for_reading() as db:
-            yield db
+        """An index connection for reads; OS and SQLite faults in the block come out as StorageError.
+
+        Each thread keeps its read-write connection between reads: opening one costs ~0.5 ms, more than
+        reading a small record, and an open pays it on every request. It is dropped after any error and
+        whenever the index file is not the one it opened (deleted, or replaced by a restore or a repair),
+        so those are seen exactly as a fresh connection would see them. Read-only fallbacks are never
+        kept (`immutable=1` would not see later writes).
+        """
+        with store_faults(writing=False, index=self._index_path):
+            kept = self._kept_reader()
+            if kept is None:
+                with self._connect_for_reading() as db:
+                    yield db
+                return
+            try:
+                yield kept
+            except BaseException:
+                self._drop_reader()
+                raise
+
+    def _kept_reader(self) -> sqlite3.Connection | None:
+        """This thread's kept read-write index connection (opened now if need be), or None when the index
+        is missing or cannot be opened read-write (the caller then connects as before, and fails alike)."""
+        try:
+            stat = os.stat(self._index_path)
+        except OSError:
+            self._drop_reader()
+            return None
+        identity = (os.getpid(), stat.st_dev, stat.st_ino)  # a forked child opens its own
+        kept = getattr(self._readers, "kept", None)
+        if kept is not None and kept[0] == identity:
+            return kept[1]
+        self._drop_reader()
+        try:
+            db = self._open_index("rw")
+        except sqlite3.OperationalError:
+            return None
+        self._readers.kept = (identity, db)
+        return db
+
+    def _drop_reader(self) -> None:
+        kept = getattr(self._readers, "kept", None)
+        self._readers.kept = None
+        if kept is not None and kept[0][0] == os.getpid():
+            kept[1].close()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
