@@ -1,4 +1,4 @@
-"""`manage.py bench_consent [--quick]`: consent gas, throughput and latency; a table, then one JSON line."""
+"""`manage.py bench_consent [--quick | --smoke]`: consent gas, throughput, latency; a table, one JSON line."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ class Command(BaseCommand):
     help = "Benchmark consent: gas, relayed grants/s, check latency vs eth_call, indexer events/s."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--quick", action="store_true", help="10^5 consents and fewer grants.")
+        size = parser.add_mutually_exclusive_group()
+        size.add_argument("--quick", action="store_true", help="10^5 consents and fewer grants.")
+        size.add_argument(
+            "--smoke", action="store_true", help="5,000 consents, 100 grants: checks that it runs, not speed."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        figures = run_benchmark(quick=options["quick"], say=lambda line: self.stderr.write(line))
+        size = "smoke" if options["smoke"] else "quick" if options["quick"] else "full"
+        figures = run_benchmark(size=size, say=lambda line: self.stderr.write(line))
         report_figures(self.stdout.write, figures, TARGETS)
