@@ -21,6 +21,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import CommandError
 
+from demo.signals import stop_once
+
+# How long a stopped bench gives its inner run to stop what it started (serve waits 90 s for its own).
+CHILD_STOP_S = 120.0
+
 
 @contextmanager
 def own_state(prefix: str, *, keep: bool, say: Callable[[str], object]) -> Iterator[Path]:
@@ -38,14 +43,47 @@ def own_state(prefix: str, *, keep: bool, say: Callable[[str], object]) -> Itera
 
 
 def run_again_inside(command: str, argv: list[str], env: dict[str, str]) -> None:
-    """`manage.py command argv` in a child process with `env`; CommandError if it fails."""
-    done = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), command, *argv],
-        env=env,
-        check=False,
+    """`manage.py command argv` in a child process with `env`; CommandError if it fails.
+
+    Stopped on the way (a signal, see `stop_signals`), it first asks the child to stop with SIGTERM and
+    gives it the time to stop what it started (its server, chain and workers), SIGKILL only after that:
+    `subprocess.run` would SIGKILL it at once and leave its processes running."""
+    child = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), command, *argv], env=env
     )
-    if done.returncode:
-        raise CommandError(f"the benchmark failed (exit {done.returncode})")
+    try:
+        returncode = child.wait()
+    except BaseException:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=CHILD_STOP_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
+    if returncode:
+        raise CommandError(f"the benchmark failed (exit {returncode})")
+
+
+def stop_signals() -> None:
+    """In a bench's inner run (a process of its own): SIGINT and SIGTERM (a timeout's, a plain kill) end
+    it by unwinding, so its `with` blocks stop the processes it started; later ones are ignored until
+    that is done."""
+    signal.signal(signal.SIGINT, stop_once)
+    signal.signal(signal.SIGTERM, stop_once)
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """For the outer run, while it lasts: SIGTERM unwinds it as Ctrl-C does (its inner run is asked to
+    stop, its redis-server stopped, its state folder removed) instead of ending it where it stands. The
+    previous handler comes back afterwards (the bench may run inside another program, a test run)."""
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, stop_once)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- a Redis broker of its own ---------------------------------------------------------------------

@@ -41,7 +41,15 @@ from django.db import connection
 from bench import api_world
 from bench.api_faults import FaultCost, FaultSchedule, errors_before, fault_costs
 from bench.api_load import EXPECTED, Persona, Sample, run_load, split_clients
-from bench.own_state import OwnRedis, is_redis, own_redis, own_state, run_again_inside
+from bench.own_state import (
+    OwnRedis,
+    is_redis,
+    own_redis,
+    own_state,
+    run_again_inside,
+    sigterm_unwinds,
+    stop_signals,
+)
 from bench.report import report_figures
 from contracts.node import free_port
 from demo import processes
@@ -125,9 +133,11 @@ class Command(BaseCommand):
                     f"--faults needs --seconds of at least {needed:g} with these calm/down times"
                 )
         if os.environ.get(INSIDE) == "1":
+            stop_signals()
             self._inside(options)
         else:
-            self._outside(options)
+            with sigterm_unwinds():
+                self._outside(options)
 
     # --- outside: a state of its own, then this command again inside it -----------------------------
 

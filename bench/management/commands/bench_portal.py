@@ -23,7 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from bench import portal
-from bench.own_state import own_state, run_again_inside
+from bench.own_state import own_state, run_again_inside, sigterm_unwinds, stop_signals
 from bench.report import report_figures
 from contracts.node import free_port
 from demo import processes
@@ -45,9 +45,11 @@ class Command(BaseCommand):
         if not (dist / "index.html").is_file():
             raise CommandError(f"the portal is not built in {dist}: npm run build --prefix frontend")
         if os.environ.get(INSIDE) == "1":
+            stop_signals()
             self._inside(options, dist)
         else:
-            self._outside(options)
+            with sigterm_unwinds():
+                self._outside(options)
 
     def _outside(self, options: dict[str, Any]) -> None:
         with own_state("hh-bench-portal-", keep=options["keep"], say=self.stderr.write) as state:
