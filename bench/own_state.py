@@ -45,9 +45,9 @@ def own_state(prefix: str, *, keep: bool, say: Callable[[str], object]) -> Itera
 def run_again_inside(command: str, argv: list[str], env: dict[str, str]) -> None:
     """`manage.py command argv` in a child process with `env`; CommandError if it fails.
 
-    Stopped on the way (a signal, see `stop_signals`), it first asks the child to stop with SIGTERM and
-    gives it the time to stop what it started (its server, chain and workers), SIGKILL only after that:
-    `subprocess.run` would SIGKILL it at once and leave its processes running."""
+    Stopped on the way (Ctrl-C, or SIGTERM under `sigterm_unwinds`), it first asks the child to stop
+    with SIGTERM and gives it the time to stop what it started (its server, chain and workers), SIGKILL
+    only after that: `subprocess.run` would SIGKILL it at once and leave its processes running."""
     child = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), command, *argv], env=env
     )
