@@ -52,7 +52,7 @@ def throwaway_database() -> Iterator[None]:
     """A fresh database of the configured engine (a temp SQLite file, or test_<name> on PostgreSQL)."""
     db = settings.DATABASES["default"]
     folder = tempfile.mkdtemp(prefix="hh-bench-")
-    if db["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         db.setdefault("TEST", {})["NAME"] = str(Path(folder) / "bench.sqlite3")
     else:  # not test_<name>: a test run may be using that one right now
         db.setdefault("TEST", {})["NAME"] = f"bench_{db['NAME']}"
@@ -350,7 +350,7 @@ def _consent_figures(*, grants: int, consents: int, say: Say) -> dict[str, Any]:
         say(f"filling {consents:,} consents and timing checks ...")
         checks = measure_checks(consents, doctors)
     return {
-        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "database": connection.vendor,
         "gas_grant_single": gas["grantBySig_single"],
         "gas_grant_batched_per_item": gas["grantBatch_per_item"],
         "gas_revoke_batched_per_item": gas["revokeBatch_per_item"],

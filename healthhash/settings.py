@@ -88,6 +88,8 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'healthhash.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend with writers queued on a lock file rather than SQLite's sleeping busy handler.
+    DATABASES["default"]["ENGINE"] = "healthhash.sqlite_backend"
     if DATABASES["default"]["NAME"] not in ("", ":memory:"):
         local_secrets.private_file(Path(DATABASES["default"]["NAME"]))
     # The test database is a file too (not :memory:), so a real Celery worker process can share it.
