@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -118,9 +119,33 @@ def measure() -> dict[str, Any]:
                 job = create_approved_job(
                     world, name="round overhead", rounds=ROUNDS, local_epochs=1, round_timeout_s=120
                 )
+                cpu_before = _machine_cpu_s()
                 rounds.start_job(job=job)
                 job = _wait(job, timeout_s=600.0)
-    return _figures(job)
+                cpu_after = _machine_cpu_s()
+    return _figures(job) | _machine_load(job, before=cpu_before, after=cpu_after)
+
+
+def _machine_cpu_s() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, summed over its cores (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / ticks, idle / ticks
+
+
+def _machine_load(
+    job: TrainingJob, *, before: tuple[float, float], after: tuple[float, float]
+) -> dict[str, Any]:
+    """What the job cost the machine, every process on it together: busy CPU per round (training
+    included), and the share of the cores that were busy while it ran. A share near 1 says the round's
+    time is CPU time on this machine's cores, not waiting."""
+    busy, idle = after[0] - before[0], after[1] - before[1]
+    rounds_run = job.training_rounds.count()
+    return {
+        "machine_cpu_per_round_ms": round(1000 * busy / max(rounds_run, 1), 1),
+        "machine_busy_share": round(busy / (busy + idle), 3) if busy + idle > 0 else None,
+    }
 
 
 def _world() -> people.DemoWorld:

@@ -71,6 +71,8 @@ class Command(BaseCommand):
             figures["round_overhead_ms"] = redis["round_overhead_ms"]
             figures["round_overhead_p90_ms"] = redis["round_overhead_p90_ms"]
             figures["local_training_ms"] = redis["local_training_ms"]
+            figures["round_machine_cpu_ms"] = redis["machine_cpu_per_round_ms"]
+            figures["round_machine_busy_share"] = redis["machine_busy_share"]
             say("round overhead on the embedded broker...")
             embedded = federated_stack.run_in_child(broker_url="", database_url=bench_db)
             figures["round_overhead_ms_embedded"] = embedded["round_overhead_ms"]
