@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from eth_utils import to_checksum_address
 
 from access.audit.log import AccessEvent, record_accesses
@@ -77,13 +76,16 @@ def release_dataset(
     removed: list[str] = []
     if known_block is None:
         rows = list(_releasable(hospital, pinned_block).order_by(*_ORDER).values_list(*_FIELDS))
-        now = {row[0]: row[1] for row in rows}
-        released = [_released(*row) for row in rows]
+        per_patient = Counter(row[1] for row in rows)
     else:
-        now, then = _released_ids(hospital, pinned_block), _released_ids(hospital, known_block)
-        added = [record_id for record_id in now if record_id not in then]
-        removed = [str(record_id) for record_id in then if record_id not in now]
-        released = _released_records(added)
+        # The two selections are compared in the database: only the difference comes back (a round's
+        # delta is usually empty), and the records per patient as counts, not one row per record.
+        now, then = _releasable(hospital, pinned_block), _releasable(hospital, known_block)
+        rows = list(now.exclude(pk__in=then.values("pk")).order_by(*_ORDER).values_list(*_FIELDS))
+        gone = then.exclude(pk__in=now.values("pk")).order_by(*_ORDER).values_list("id", flat=True)
+        removed = [str(record_id) for record_id in gone]
+        per_patient = _records_per_patient(now)
+    released = [_released(*row) for row in rows]
     # Sealed before anything is logged: a release that fails to seal leaves no log entry behind.
     sealed = seal_records(
         released,
@@ -94,15 +96,15 @@ def release_dataset(
         base_block=known_block,
         removed=removed,
     )
-    _log_release(hospital, job_key=job_key, pinned_block=pinned_block, patients=list(now.values()))
-    patients = set(now.values())
+    _log_release(hospital, job_key=job_key, pinned_block=pinned_block, per_patient=per_patient)
+    record_count = sum(per_patient.values())
     logger.info(
         "release for job %s to %s at block %s: %s records of %s patients (%s)",
         job_key,
         hospital.slug,
         pinned_block,
-        len(now),
-        len(patients),
+        record_count,
+        len(per_patient),
         "full"
         if known_block is None
         else f"from block {known_block}: {len(released)} new, {len(removed)} gone",
@@ -112,8 +114,8 @@ def release_dataset(
         hospital_slug=hospital.slug,
         hospital_account=hospital.account_address,
         pinned_block=pinned_block,
-        record_count=len(now),
-        patient_count=len(patients),
+        record_count=record_count,
+        patient_count=len(per_patient),
         sealed_bytes=sealed,
     )
 
@@ -137,22 +139,17 @@ def _releasable(hospital: Hospital, pinned_block: int) -> QuerySet[Record]:
     consents = consent_rule.covering_consents(
         grantee_address=hospital.account_address, purpose=Purpose.TRAINING, at_block=pinned_block
     )
-    covered = consent_rule.covered_records(consents, records=Record.objects.all())
-    return Record.objects.filter(covered, content_type=FHIR_JSON)
+    # Only the consenting patients' records are looked at (by the patient index), not every record.
+    records = Record.objects.filter(
+        patient_address__in=consents.values("patient_address"), content_type=FHIR_JSON
+    )
+    return records.filter(consent_rule.covered_records(consents, records=records))
 
 
-def _released_ids(hospital: Hospital, pinned_block: int) -> dict[uuid.UUID, str]:
-    """Record id -> patient address of the records released at the block, in the release's order."""
-    return dict(_releasable(hospital, pinned_block).order_by(*_ORDER).values_list("id", "patient_address"))
-
-
-def _released_records(record_ids: list[uuid.UUID]) -> list[ReleasedRecord]:
-    """The records with their data keys unwrapped, in the order of `record_ids`."""
-    rows: dict[uuid.UUID, tuple[Any, ...]] = {}
-    for start in range(0, len(record_ids), _LOOKUP_CHUNK):
-        chunk = record_ids[start : start + _LOOKUP_CHUNK]
-        rows.update((row[0], row) for row in Record.objects.filter(pk__in=chunk).values_list(*_FIELDS))
-    return [_released(*rows[record_id]) for record_id in record_ids]
+def _records_per_patient(records: QuerySet[Record]) -> Counter[str]:
+    """How many of the records each patient has (one row per patient)."""
+    counts = records.order_by().values("patient_address").annotate(n=Count("id"))
+    return Counter({row["patient_address"]: row["n"] for row in counts})
 
 
 def released_patients(*, hospital: Hospital, pinned_block: int) -> set[str]:
@@ -178,10 +175,9 @@ def _released(
     )
 
 
-def _log_release(hospital: Hospital, *, job_key: str, pinned_block: int, patients: list[str]) -> int:
+def _log_release(hospital: Hospital, *, job_key: str, pinned_block: int, per_patient: Counter[str]) -> int:
     """One TRAINING "release" entry per patient not yet logged for (job, hospital); returns how many.
-    `patients` has one item per released record (the entry counts them)."""
-    per_patient = Counter(patients)
+    `per_patient`: each released patient's number of records (the entry counts them)."""
     if not set(per_patient) - _already_logged(hospital, job_key, list(per_patient)):
         return 0  # the usual later round: nothing to write, no transaction
     with transaction.atomic():
