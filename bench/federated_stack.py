@@ -119,32 +119,39 @@ def measure() -> dict[str, Any]:
                 job = create_approved_job(
                     world, name="round overhead", rounds=ROUNDS, local_epochs=1, round_timeout_s=120
                 )
-                cpu_before = _machine_cpu_s()
                 rounds.start_job(job=job)
-                job = _wait(job, timeout_s=600.0)
-                cpu_after = _machine_cpu_s()
-    return _figures(job) | _machine_load(job, before=cpu_before, after=cpu_after)
+                job, cpu = _wait(job, timeout_s=600.0)
+    return _figures(job) | _machine_load(job, cpu)
 
 
-def _machine_cpu_s() -> tuple[float, float]:
-    """(busy, idle) CPU seconds of the whole machine since boot, summed over its cores (/proc/stat)."""
+def _machine_cpu_s() -> tuple[float, float, float]:
+    """(now, busy, idle): the wall clock and the CPU seconds of the whole machine since boot, summed over
+    its cores (/proc/stat)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     ticks = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / ticks, idle / ticks
+    return time.time(), (sum(fields[:8]) - idle) / ticks, idle / ticks
 
 
-def _machine_load(
-    job: TrainingJob, *, before: tuple[float, float], after: tuple[float, float]
-) -> dict[str, Any]:
-    """What the job cost the machine, every process on it together: busy CPU per round (training
-    included), and the share of the cores that were busy while it ran. A share near 1 says the round's
-    time is CPU time on this machine's cores, not waiting."""
-    busy, idle = after[0] - before[0], after[1] - before[1]
-    rounds_run = job.training_rounds.count()
+def _machine_load(job: TrainingJob, cpu: list[tuple[float, float, float]]) -> dict[str, Any]:
+    """What the measured rounds cost the machine, every process on it together (the web and Celery
+    workers, the hospital workers, the relayer, the indexer, anvil, the database): busy CPU per round,
+    training included, and the share of the cores that were busy. A share near 1 says a round's time is
+    CPU time on this machine's cores, not waiting; then the period cannot be shorter than the CPU per
+    round over the number of cores."""
+    train = list(job.training_rounds.filter(kind=TrainingRound.Kind.TRAIN).order_by("number"))
+    if len(train) < 3 or not cpu:
+        return {}
+    first, last = train[1].started_at.timestamp(), train[-1].started_at.timestamp()
+    start = min(cpu, key=lambda sample: abs(sample[0] - first))
+    end = min(cpu, key=lambda sample: abs(sample[0] - last))
+    busy, idle = end[1] - start[1], end[2] - start[2]
+    if end[0] <= start[0] or busy + idle <= 0:
+        return {}
+    rounds_in_window = (end[0] - start[0]) / ((last - first) / (len(train) - 2))
     return {
-        "machine_cpu_per_round_ms": round(1000 * busy / max(rounds_run, 1), 1),
-        "machine_busy_share": round(busy / (busy + idle), 3) if busy + idle > 0 else None,
+        "machine_cpu_per_round_ms": round(1000 * busy / rounds_in_window, 1),
+        "machine_busy_share": round(busy / (busy + idle), 3),
     }
 
 
@@ -174,14 +181,20 @@ def _world() -> people.DemoWorld:
     return world
 
 
-def _wait(job: TrainingJob, *, timeout_s: float) -> TrainingJob:
+def _wait(job: TrainingJob, *, timeout_s: float) -> tuple[TrainingJob, list[tuple[float, float, float]]]:
+    """The job once it has ended, and the machine's CPU counters sampled every 0.05 s meanwhile."""
     deadline = time.monotonic() + timeout_s
     finished = (TrainingJob.Status.DONE, TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED)
+    cpu = [_machine_cpu_s()]
+    polled = 0.0
     while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.status in finished:
-            return job
-        time.sleep(0.2)
+        if time.monotonic() - polled >= 0.2:
+            polled = time.monotonic()
+            job.refresh_from_db()
+            if job.status in finished:
+                return job, cpu
+        time.sleep(0.05)
+        cpu.append(_machine_cpu_s())
     raise TimeoutError(f"job {job.pk} still {job.status} after {timeout_s:.0f} s")
 
 
