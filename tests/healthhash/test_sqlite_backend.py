@@ -140,6 +140,23 @@ def test_a_second_writer_waits_for_the_first_and_then_writes(database: Path) -> 
     assert _names(database) == ["first", "second"]
 
 
+def _other_lets_go_and_the_connection_writes(other: int, database: Path, connection: Any) -> None:
+    """The other writer lets go: the helper thread that went on waiting for the lock on behalf of the
+    connection that gave up takes it and lets it go again, so the lock is free, and that connection
+    writes on its next try."""
+    lock_path = Path(f"{database}.write-lock")
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    deadline = time.monotonic() + 5
+    while not _lock_is_free(lock_path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _lock_is_free(lock_path)
+    with _transaction(connection) as cursor:
+        cursor.execute("INSERT INTO item VALUES ('later')")
+    connection.close()
+    assert _names(database) == ["later"]
+
+
 def test_a_writer_gives_up_after_its_timeout_and_leaves_no_lock_behind(database: Path) -> None:
     lock_path = Path(f"{database}.write-lock")
     other = os.open(lock_path, os.O_RDWR | os.O_CREAT)  # another process's writer, mid-transaction
@@ -149,18 +166,7 @@ def test_a_writer_gives_up_after_its_timeout_and_leaves_no_lock_behind(database:
     with pytest.raises(OperationalError, match="database is locked"), _transaction(connection) as cursor:
         cursor.execute("INSERT INTO item VALUES ('never')")
     assert 0.15 <= time.monotonic() - started < 5
-    fcntl.flock(other, fcntl.LOCK_UN)
-    os.close(other)
-    # The helper that went on waiting for the lock took it and let it go again: the lock is free, and
-    # the connection that gave up writes on its next try.
-    deadline = time.monotonic() + 5
-    while not _lock_is_free(lock_path) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _lock_is_free(lock_path)
-    with _transaction(connection) as cursor:
-        cursor.execute("INSERT INTO item VALUES ('later')")
-    connection.close()
-    assert _names(database) == ["later"]
+    _other_lets_go_and_the_connection_writes(other, database, connection)
 
 
 class _Interrupted(Exception):
@@ -186,16 +192,7 @@ def test_a_signal_that_ends_the_wait_leaves_no_lock_behind(database: Path) -> No
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    fcntl.flock(other, fcntl.LOCK_UN)
-    os.close(other)
-    deadline = time.monotonic() + 5
-    while not _lock_is_free(lock_path) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _lock_is_free(lock_path)
-    with _transaction(connection) as cursor:
-        cursor.execute("INSERT INTO item VALUES ('after')")
-    connection.close()
-    assert _names(database) == ["after"]
+    _other_lets_go_and_the_connection_writes(other, database, connection)
 
 
 def test_a_rolled_back_transaction_lets_the_lock_go_and_writes_nothing(database: Path) -> None:
