@@ -5,7 +5,7 @@ the indexer) writes to one SQLite file, and SQLite lets one writer in at a time.
 file locked is put to sleep by SQLite's busy handler in growing steps (1, 2, 5, 10 ... 50, 100 ms) before
 it looks again, so under load the one who has waited longest waits longer still: that backoff made the
 tail of the embedded stack's opens (issue 17; bench_api, 16 clients: open p99 571-660 ms in four runs
-with Django's backend, 267-481 ms with this one, the median unchanged).
+with Django's backend, 257-481 ms in seven with this one, the median unchanged).
 
 Here a transaction (settings ask for `BEGIN IMMEDIATE`) first takes an exclusive `flock` on
 `<database>.write-lock`, through one open file per connection, and lets it go at COMMIT or ROLLBACK (or
