@@ -6,7 +6,7 @@ addresses. A patient proves their inclusion with a proof that anyone can check w
 `StandardMerkleTree.of([[address], ...], ["address"])`: leaf = keccak256(keccak256(abi.encode(address)))
 (hashed twice, so a leaf can never pass for an inner node), inner node = keccak256 of the sorted pair,
 leaves sorted, laid out as a complete binary tree in one array (the library's layout, so the roots agree).
-Pure Python (eth_abi, eth_utils): the hospital worker computes the root, the server the proofs.
+Pure Python (eth_utils): the hospital worker computes the root, the server the proofs.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_canonical_address
+
+_ADDRESS_PAD = bytes(12)  # abi.encode(address): the 20 bytes right-aligned in one 32-byte word
 
 
 def leaf_of(address: str) -> bytes:
     """keccak256(keccak256(abi.encode(address))): OpenZeppelin's standard leaf of one address."""
-    return keccak(keccak(abi_encode(["address"], [to_checksum_address(address)])))
+    return keccak(keccak(_ADDRESS_PAD + to_canonical_address(address)))
 
 
 def _pair(a: bytes, b: bytes) -> bytes:
