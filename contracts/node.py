@@ -1,12 +1,17 @@
 """Starts and stops a local anvil chain (the npm @foundry-rs/anvil binary) for the demo and the tests.
 
 anvil listens on 127.0.0.1 only, logs to a file, and with a state path keeps its chain across restarts.
+Before a start from a state file, `prepare_state_file` leaves one genesis block in it and keeps a copy to
+start from should anvil leave the file half-written (see there); after the start, the chain's block 1 must
+name its genesis as parent: a chain that came back with another genesis block is one the deployment
+refuses for good (`contracts/chain_identity.py`), so it is refused at once.
 Its accounts are the standard anvil test mnemonic's: fine for development, never for real value.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -22,6 +27,8 @@ NODE_MODULES = Path(__file__).resolve().parent / "node_modules"
 ANVIL_WRAPPER = NODE_MODULES / ".bin" / "anvil"
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 ANVIL_ACCOUNT_COUNT = 10
+
+log = logging.getLogger(__name__)
 
 
 class AnvilError(RuntimeError):
@@ -103,6 +110,113 @@ def anvil_binary() -> Path:
     return ANVIL_WRAPPER
 
 
+def _block_number(block: object) -> int | None:
+    try:
+        return int(block["header"]["number"], 16)  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _block_timestamp(block: dict[str, dict[str, str]]) -> int:
+    return int(block["header"]["timestamp"], 16)
+
+
+@dataclass(frozen=True)
+class StatePrepared:
+    """What `prepare_state_file` did: genesis blocks removed, and the file it set aside (None: none)."""
+
+    geneses_removed: int = 0
+    set_aside: Path | None = None
+
+
+def last_start_copy(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".last-start")
+
+
+def _write_whole(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replaces `path` by `data` whole (a temporary file, fsync, rename): a crash leaves old or new."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def _geneses(state: object) -> list[dict[str, dict[str, str]]] | None:
+    """The blocks numbered 0 in anvil's parsed state, or None if it is not anvil's state."""
+    blocks = state.get("blocks") if isinstance(state, dict) else None
+    if not isinstance(blocks, list):
+        return None
+    return [block for block in blocks if _block_number(block) == 0]
+
+
+def _keep_first_genesis(state: dict[str, list[object]]) -> int:
+    """Drops from anvil's parsed state every genesis block but the chain's own; returns how many.
+
+    anvil (1.7.1) builds a genesis block at each start, stamped with that moment, before it loads the state
+    file; the block stays in its block store beside the loaded genesis, and the next dump writes both. When
+    it loads a file with several blocks numbered 0, the one written last becomes block 0: with the blocks
+    in hash-map order, a chain restarted from its dump came back with another genesis hash now and then
+    (defect B in the README's "Under load"). The chain's own genesis is the earliest: every other one was
+    built at a later start."""
+    geneses = _geneses(state) or []
+    try:
+        first = min(geneses, key=_block_timestamp) if len(geneses) > 1 else None
+    except (TypeError, KeyError, ValueError):
+        return 0
+    if first is None:
+        return 0
+    state["blocks"] = [block for block in state["blocks"] if block is first or _block_number(block) != 0]
+    return len(geneses) - 1
+
+
+def prepare_state_file(state_path: Path) -> StatePrepared:
+    """Readies anvil's state file for a start from it, and keeps a copy of what it starts from.
+
+    - Only the chain's own genesis block is left in it (`_keep_first_genesis`).
+    - anvil writes its periodic dump in place (one file, rewritten), so a crash while it writes leaves half
+      a file, which anvil refuses to start from: the whole chain would be lost. Each start here keeps the
+      file it starts from as `<file>.last-start`; a file that is not JSON is set aside
+      (`<file>.broken-<time>`) and that copy is started from instead. The chain then comes back as it was
+      at that start, rewound: the indexer's re-org check and the relayer's re-sends make up what the lost
+      blocks held, as after any rewind (the database holds every signed transaction it relayed).
+    With no file (a new chain), an old chain's copy is removed. A file that parses but is not anvil's state
+    is left for anvil to report."""
+    copy = last_start_copy(state_path)
+    if not state_path.exists():
+        copy.unlink(missing_ok=True)  # a new chain: an old chain's copy must never stand in for its file
+        return StatePrepared()
+    set_aside = None
+    data = state_path.read_bytes()
+    try:
+        state = json.loads(data)
+    except ValueError:
+        try:
+            data = copy.read_bytes()
+            state = json.loads(data)
+        except (OSError, ValueError):
+            return StatePrepared()  # no copy to start from: anvil says what is wrong with the file
+        set_aside = state_path.with_name(f"{state_path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        os.replace(state_path, set_aside)
+        _write_whole(state_path, data)
+        log.warning(
+            "anvil's state file %s did not parse (set aside as %s); starting from %s",
+            state_path,
+            set_aside.name,
+            copy.name,
+        )
+    if _geneses(state) is None:
+        return StatePrepared(set_aside=set_aside)  # not anvil's state: anvil says so, and no copy of it
+    removed = _keep_first_genesis(state)
+    if removed:
+        data = json.dumps(state).encode()
+        _write_whole(state_path, data)
+    _write_whole(copy, data)
+    return StatePrepared(geneses_removed=removed, set_aside=set_aside)
+
+
 def _anvil_command(port: int, chain_id: int, block_time: float | None, state_path: Path | None) -> list[str]:
     command = [
         str(anvil_binary()),
@@ -147,6 +261,7 @@ def start_anvil(
             log_path = Path(tempfile.mkstemp(prefix="anvil-", suffix=".log")[1])
     if state_path is not None:
         state_path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_state_file(state_path)
     log_file = open(log_path, "ab")
     process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         _anvil_command(chosen_port, chain_id, block_time, state_path),
@@ -166,6 +281,7 @@ def start_anvil(
     )
     try:
         _wait_until_up(node, timeout)
+        _check_genesis(node)
     except BaseException:
         # Also on SystemExit / KeyboardInterrupt (a SIGTERM or Ctrl-C while it boots): no orphan anvil.
         node.stop()  # the error names the log: it stays
@@ -185,6 +301,31 @@ def _wait_until_up(node: AnvilNode, timeout: float) -> None:
         except AnvilError:
             continue
     raise AnvilError(f"anvil did not answer on {node.rpc_url} within {timeout}s; see {node.log_path}")
+
+
+def _rpc(url: str, method: str, params: list[object]) -> object:
+    payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own node's http URL
+        url, data=payload, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own node's http URL
+        return json.loads(response.read()).get("result")
+
+
+def _check_genesis(node: AnvilNode) -> None:
+    """A chain started from a state file must have kept its genesis block: block 1's parent."""
+    if node.state_path is None:
+        return
+    genesis = _rpc(node.rpc_url, "eth_getBlockByNumber", ["0x0", False])
+    first = _rpc(node.rpc_url, "eth_getBlockByNumber", ["0x1", False])
+    if not (isinstance(genesis, dict) and isinstance(first, dict)):
+        return  # a chain with no block 1 yet has nothing to descend from its genesis
+    if first.get("parentHash") != genesis.get("hash"):
+        raise AnvilError(
+            f"anvil came back from {node.state_path} with the genesis block {genesis.get('hash')}, but its "
+            f"block 1 descends from {first.get('parentHash')}: the state file's chain was not restored. "
+            f"See {node.log_path}."
+        )
 
 
 def anvil_private_keys(count: int = ANVIL_ACCOUNT_COUNT) -> list[str]:
