@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 RECEIPT_TIMEOUT_S = 30.0
 RECEIPT_POLL_S = 0.05
 RECEIPT_FIRST_POLL_S = 0.002
+NONCE_CHECK_S = 1.0  # while receipts are awaited, how often the sender's nonce is asked for
 GAS_HEADROOM = 1.25  # estimate * headroom + fixed margin: state may change between estimate and mining
 GAS_MARGIN = 20_000
 BATCH_BASE_GAS = 60_000  # transaction base + call overhead of a batch, above the per-item bounds
@@ -315,6 +316,7 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
     waiting = {tx.tx_hash: tx for tx in in_flight.order_by("nonce")}
     first_pass = True
     deadline = time.monotonic() + timeout_s
+    next_nonce_check = 0.0
     poll_s = RECEIPT_FIRST_POLL_S
     while waiting:
         lease.heartbeat()  # waiting for receipts can outlast the lease
@@ -332,6 +334,13 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
                 report.resent.add(tx_hash)
                 report.rebroadcast += 1
         first_pass = False
+        if waiting and time.monotonic() >= next_nonce_check:
+            # A transaction of an earlier run whose nonce the chain has used for another one (a re-org,
+            # then a newer transaction at that nonce) can never be mined: its items go back to the queue
+            # now, not after the whole timeout (which held lost grants 30 s after a chain came back
+            # rewound). This run's own transactions are skipped: the lease keeps other senders away.
+            _drop_replaced(waiting, report.resent)
+            next_nonce_check = time.monotonic() + NONCE_CHECK_S
         if not waiting or time.monotonic() > deadline:
             break
         # A dev chain mines at once, a real one every few seconds: start fast, back off to the cap.
@@ -339,6 +348,20 @@ def _confirm(report: RelayReport, timeout_s: float) -> None:
         poll_s = min(RECEIPT_POLL_S, poll_s * 2)
     # Set, not added to: relay_once confirms twice, and a transaction still waiting after both is one.
     report.waiting_txs = sum(1 for chain_tx in waiting.values() if not _drop_if_replaced(chain_tx))
+
+
+def _drop_replaced(waiting: dict[str, ChainTx], candidates: set[str]) -> None:
+    """Drops from `waiting` (and from flight) the `candidates` below the sender's mined nonce that have no
+    receipt: one eth_getTransactionCount per sender, then `_drop_if_replaced` asks again for each."""
+    mined: dict[str, int] = {}
+    for tx_hash, chain_tx in list(waiting.items()):
+        if tx_hash not in candidates:
+            continue
+        if chain_tx.sender not in mined:
+            count = client.rpc("eth_getTransactionCount", [chain_tx.sender, "latest"])
+            mined[chain_tx.sender] = int(count, 16)
+        if chain_tx.nonce < mined[chain_tx.sender] and _drop_if_replaced(chain_tx):
+            del waiting[tx_hash]
 
 
 def _drop_if_replaced(chain_tx: ChainTx) -> bool:
