@@ -45,7 +45,7 @@ from typing import Any
 from bench.api_load import EXPECTED, Sample
 from bench.own_state import OwnRedis
 from contracts.client import ChainRpcError, latest_block, rpc
-from contracts.node import wait_for_rpc
+from contracts.node import prepare_state_file, wait_for_rpc
 from healthhash.errors import Unavailable
 
 Say = Callable[[str], None]
@@ -227,10 +227,7 @@ class FaultSchedule:
         names = list(FAULT_NAMES)
         if not self.chain_kill:
             names.remove("chain_kill")
-            self.notes.append(
-                "chain_kill: not done (--chain-kill runs it): anvil restarted from its periodic dump may "
-                "come back with another genesis block, which the project refuses as another chain"
-            )
+            self.notes.append("chain_kill: not done (--no-chain-kill)")
         if self.own_redis is None:
             names.remove("broker")
             self.notes.append(
@@ -322,9 +319,12 @@ class FaultSchedule:
         if previous is not None:
             previous.wait()  # the one an earlier fault started: reaped
         self._stop.wait(max(0.0, started + self.down_s - time.monotonic()))  # cut short: back at once
+        argv = list(anvil.argv)
+        if "--state" in argv:  # as start_anvil does before a start from the state file
+            prepare_state_file(Path(argv[argv.index("--state") + 1]))
         with self.chain_log.open("ab") as log:
             self.restarted_chain = subprocess.Popen(  # noqa: S603 - the argv it ran with, no shell
-                list(anvil.argv),
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -23,6 +23,7 @@ CACHE_URL or CELERY_RESULT_BACKEND on Redis too. The Redis the caller names is n
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -106,9 +107,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--chain-kill",
-            action="store_true",
-            help="also SIGKILL the chain node (it comes back rewound from its last state dump); off by "
-            "default: anvil may come back with another genesis block (README, Faults under load)",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="with --faults, also SIGKILL the chain node (it comes back rewound from its last state "
+            "dump: a re-org); on by default",
         )
         parser.add_argument(
             "--fault-calm", type=float, default=15.0, help="seconds of calm before each fault"
@@ -154,7 +156,7 @@ class Command(BaseCommand):
                 f"--fault-calm={options['fault_calm']}",
                 f"--fault-down={options['fault_down']}",
                 *(["--faults"] if options["faults"] else []),
-                *(["--chain-kill"] if options["chain_kill"] else []),
+                "--chain-kill" if options["chain_kill"] else "--no-chain-kill",
             ]
             env = os.environ | {
                 INSIDE: "1",
