@@ -3,41 +3,36 @@ same signed transaction mined again on the new branch. Runs on its own anvil: it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from eth_typing import HexStr
-from web3 import Web3
 from web3.types import RPCEndpoint
 
 from access.models import Consent
 from contracts import indexer
 from contracts.drain import drain_outbox
 from contracts.models import ChainTx, OutboxItem
-from contracts.node import start_anvil
 from tests.access.test_consent_api import check, grant_with_password
 from tests.conftest import Personas
-from tests.fixtures.chain import DeployedContracts, deploy_healthhash
+from tests.fixtures.chain import own_chain_fixture
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def deployed_contracts() -> Iterator[DeployedContracts]:
-    """Overrides the session chain for this module: evm_revert must not touch other tests' chain."""
-    node = start_anvil()
-    try:
-        yield deploy_healthhash(Web3(Web3.HTTPProvider(node.rpc_url)))
-    finally:
-        node.stop()
+deployed_contracts = own_chain_fixture()  # evm_revert must not touch other tests' chain
+
+
+def granted_after_a_snapshot(p: Personas) -> str:
+    """Alice's grant to Bob, relayed and mined; the chain's snapshot from just before it (evm_revert)."""
+    snapshot: str = p.chain.w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
+    grant_with_password(p, p.alice, p.bob)
+    drain_outbox()
+    return snapshot
 
 
 def test_grant_dropped_by_a_reorg_stops_counting_and_is_mined_again(personas: Personas) -> None:
     p = personas
     w3 = p.chain.w3
-    snapshot = w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
-    grant_with_password(p, p.alice, p.bob)
-    drain_outbox()
+    snapshot = granted_after_a_snapshot(p)
     consent = Consent.objects.get()
     first_block = consent.granted_block
     assert first_block is not None

@@ -4,32 +4,22 @@ relayer queues it again at once. Runs on its own anvil: it rewinds the chain."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from web3 import Web3
 from web3.types import RPCEndpoint
 
 from access.models import Consent
 from contracts import client, indexer, relayer
-from contracts.drain import drain_outbox
 from contracts.models import ChainTx
-from contracts.node import start_anvil
-from tests.access.test_consent_api import check, grant_with_password
+from tests.access.test_consent_api import check
+from tests.access.test_consent_reorg import granted_after_a_snapshot
 from tests.conftest import Personas
-from tests.fixtures.chain import DeployedContracts, deploy_healthhash
+from tests.fixtures.chain import own_chain_fixture
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def deployed_contracts() -> Iterator[DeployedContracts]:
-    """Overrides the session chain for this module: evm_revert must not touch other tests' chain."""
-    node = start_anvil()
-    try:
-        yield deploy_healthhash(Web3(Web3.HTTPProvider(node.rpc_url)))
-    finally:
-        node.stop()
+deployed_contracts = own_chain_fixture()  # evm_revert must not touch other tests' chain
 
 
 def test_a_grant_whose_nonce_the_new_branch_used_is_sent_again_without_waiting_out_the_receipt(
@@ -41,9 +31,7 @@ def test_a_grant_whose_nonce_the_new_branch_used_is_sent_again_without_waiting_o
     in the same run, instead of polling for its receipt until the timeout (30 s by default)."""
     p = personas
     w3 = p.chain.w3
-    snapshot = w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
-    grant_with_password(p, p.alice, p.bob)
-    drain_outbox()
+    snapshot = granted_after_a_snapshot(p)
     lost = ChainTx.objects.get()
 
     w3.provider.make_request(RPCEndpoint("evm_revert"), [snapshot])

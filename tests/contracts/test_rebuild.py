@@ -8,14 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from web3 import Web3
 
 from access.consent import rule
 from access.consent import services as consent_services
@@ -23,25 +21,18 @@ from access.models import AccessLogEntry, Consent, ConsentStatus, LegalBasis, Le
 from contracts import indexer
 from contracts.drain import drain_outbox
 from contracts.models import ChainEvent, IndexerCursor, OutboxItem
-from contracts.node import start_anvil
 from ehr import records
 from ehr.models import Record
 from healthhash.sealing import new_kek_entry
 from tests.conftest import PASSWORD, Personas
 from tests.ehr.conftest import observation
-from tests.fixtures.chain import DeployedContracts, deploy_healthhash
+from tests.fixtures.chain import own_chain_fixture
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def deployed_contracts() -> Iterator[DeployedContracts]:
-    """Its own chain: a full rebuild replays every block of it, and nothing else writes there."""
-    node = start_anvil()
-    try:
-        yield deploy_healthhash(Web3(Web3.HTTPProvider(node.rpc_url)))
-    finally:
-        node.stop()
+# Its own chain: a full rebuild replays every block of it, and nothing else writes there.
+deployed_contracts = own_chain_fixture()
 
 
 @pytest.fixture(autouse=True)

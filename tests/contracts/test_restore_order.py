@@ -7,13 +7,11 @@ the newer rows: what restoring a database file does to these tables."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.core import serializers
 from django.db import transaction
-from web3 import Web3
 
 from access.audit.log import AccessEvent, record_access
 from access.consent import rule
@@ -31,9 +29,8 @@ from access.models import (
 from contracts import indexer, relayer
 from contracts.drain import drain_outbox
 from contracts.models import ChainEvent, ChainTx, IndexedBlock, IndexerCursor, OutboxItem, RelayerState
-from contracts.node import start_anvil
 from tests.conftest import PASSWORD, Personas
-from tests.fixtures.chain import DeployedContracts, deploy_healthhash
+from tests.fixtures.chain import own_chain_fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -49,14 +46,8 @@ BACKED_UP: list[type[Any]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def deployed_contracts() -> Iterator[DeployedContracts]:
-    """Its own chain: the test counts the relayer's transactions and blocks behind the index."""
-    node = start_anvil()
-    try:
-        yield deploy_healthhash(Web3(Web3.HTTPProvider(node.rpc_url)))
-    finally:
-        node.stop()
+# Its own chain: the test counts the relayer's transactions and blocks behind the index.
+deployed_contracts = own_chain_fixture()
 
 
 @pytest.fixture(autouse=True)

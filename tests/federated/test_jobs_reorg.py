@@ -3,33 +3,22 @@ ready, until the relayer gets the same signed transaction mined again. Runs on i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from web3 import Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint
 
 from contracts import indexer
 from contracts.drain import drain_outbox
 from contracts.models import Deployment
-from contracts.node import start_anvil
 from federated import services
 from federated.models import JobHospital, TrainingJob
 from tests.conftest import PASSWORD, Personas
-from tests.fixtures.chain import DeployedContracts, deploy_contract, deploy_healthhash
+from tests.fixtures.chain import deploy_contract, own_chain_fixture
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def deployed_contracts() -> Iterator[DeployedContracts]:
-    """Overrides the session chain for this module: evm_revert must not touch other tests' chain."""
-    node = start_anvil()
-    try:
-        yield deploy_healthhash(Web3(Web3.HTTPProvider(node.rpc_url)))
-    finally:
-        node.stop()
+deployed_contracts = own_chain_fixture()  # evm_revert must not touch other tests' chain
 
 
 @pytest.fixture

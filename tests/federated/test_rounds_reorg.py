@@ -3,15 +3,11 @@ and are confirmed again once the relayer has them mined on the new branch. Runs 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from web3 import Web3
 from web3.types import RPCEndpoint
 
 from contracts import indexer
 from contracts.drain import drain_outbox
-from contracts.node import start_anvil
 from federated import rounds
 from federated.models import ModelVersion, RoundUpdate
 from tests.federated.rounds_setup import (  # noqa: F401  (fixtures)
@@ -23,19 +19,12 @@ from tests.federated.rounds_setup import (  # noqa: F401  (fixtures)
     training_registry,
     world_fixture,
 )
-from tests.fixtures.chain import DeployedContracts, deploy_healthhash
+from tests.fixtures.chain import own_chain_fixture
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def deployed_contracts() -> Iterator[DeployedContracts]:
-    """Overrides the session chain for this module: evm_revert must not touch other tests' chain."""
-    node = start_anvil()
-    try:
-        yield deploy_healthhash(Web3(Web3.HTTPProvider(node.rpc_url)))
-    finally:
-        node.stop()
+deployed_contracts = own_chain_fixture()  # evm_revert must not touch other tests' chain
 
 
 def test_updates_and_a_version_dropped_by_a_reorg_are_queued_then_confirmed_again(
